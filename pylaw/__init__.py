@@ -1,0 +1,16 @@
+"""pylaw: make-like, distributed physics analyses on top of Luigi."""
+
+from pylaw.errors import PylawError
+from pylaw.parameter import (BytesParameter, CSVParameter, DurationParameter, MultiCSVParameter,
+                             RangeParameter)
+from pylaw.target.collection import SiblingFileCollection, TargetCollection
+from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
+from pylaw.task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BytesParameter", "CSVParameter", "DurationParameter", "LocalDirectoryTarget",
+    "LocalFileTarget", "MultiCSVParameter", "PylawError", "RangeParameter",
+    "SiblingFileCollection", "TargetCollection", "Task", "__version__",
+]

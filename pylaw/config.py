@@ -1,0 +1,60 @@
+"""pylaw's configuration: the ``[pylaw]`` section of Luigi's config file.
+
+Luigi's own config machinery (``luigi.cfg``, ``LUIGI_CONFIG_PATH``, ``--pylaw-<key>`` on
+the command line) is reused, so one file configures both. Environment variables win over
+the file where noted, so batch jobs can redirect outputs without editing config.
+"""
+
+from __future__ import annotations
+
+import os
+
+import luigi
+
+from pylaw.errors import ConfigError
+
+STORE_ENV = "PYLAW_STORE"
+INDEX_ENV = "PYLAW_INDEX"
+
+
+class pylaw(luigi.Config):  # noqa: N801 - the class name is the config section name
+    """The ``[pylaw]`` config section."""
+
+    store = luigi.Parameter(
+        default="data", description="root directory of local outputs ($PYLAW_STORE wins)"
+    )
+    modules = luigi.Parameter(
+        default="", description="comma-separated modules whose tasks `pyl` can find"
+    )
+    index_file = luigi.Parameter(
+        default=".pylaw_index.json", description="where `pylaw index` caches task locations"
+    )
+    central_scheduler = luigi.BoolParameter(
+        default=False, description="let `pylaw run` use luigid instead of a local scheduler"
+    )
+
+
+def section() -> pylaw:
+    """The current ``[pylaw]`` section values."""
+    try:
+        return pylaw()
+    except Exception as exc:  # luigi raises plain errors for unparsable values
+        raise ConfigError(f"the [pylaw] config section is malformed: {exc}") from exc
+
+
+def store_root() -> str:
+    """Absolute path of the local store: ``$PYLAW_STORE`` or ``[pylaw] store``."""
+    root = os.environ.get(STORE_ENV) or section().store
+    if not root:
+        raise ConfigError(f"the local store is empty: set ${STORE_ENV} or [pylaw] store")
+    return os.path.abspath(os.path.expanduser(root))
+
+
+def configured_modules() -> list[str]:
+    """Modules listed in ``[pylaw] modules``."""
+    return [m.strip() for m in section().modules.split(",") if m.strip()]
+
+
+def index_path() -> str:
+    """Absolute path of the task index file: ``$PYLAW_INDEX`` or ``[pylaw] index_file``."""
+    return os.path.abspath(os.environ.get(INDEX_ENV) or section().index_file)

@@ -1,0 +1,130 @@
+"""Collections of targets: the output of a workflow, checked in bulk.
+
+Existence is decided with one directory listing per directory (for targets that support
+it) instead of one ``stat`` per target: 20k outputs in one directory cost one
+``scandir``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import luigi.target
+
+from pylaw.target.base import DirectoryTarget, FileSystemTarget
+
+
+def iter_leaves(struct: Any) -> Iterator[luigi.target.Target]:
+    """Every target inside a nested dict/list/tuple/collection structure."""
+    if isinstance(struct, TargetCollection):
+        for value in struct.targets.values():
+            yield from iter_leaves(value)
+    elif isinstance(struct, Mapping):
+        for value in struct.values():
+            yield from iter_leaves(value)
+    elif isinstance(struct, (list, tuple)):
+        for value in struct:
+            yield from iter_leaves(value)
+    elif struct is not None:
+        yield struct
+
+
+def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
+    """Whether each target exists, listing every directory once where targets allow it."""
+    listings: dict[Any, set[str]] = {}
+    result = []
+    for leaf in leaves:
+        key = leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None
+        if key is None:
+            result.append(leaf.exists())
+            continue
+        names = listings.get(key)
+        if names is None:
+            names = listings[key] = leaf.list_parent_names()
+        result.append(leaf.basename in names)
+    return result
+
+
+class TargetCollection(luigi.target.Target):
+    """A dict (or list) of targets or nested structures of targets, one per element.
+
+    An element exists when all its targets exist. ``threshold`` is the fraction (float) or
+    number (int) of elements that must exist for the collection to exist.
+    """
+
+    # Not iterable on purpose: luigi.task.flatten() must treat a collection as one target.
+    __iter__ = None  # type: ignore[assignment]
+
+    def __init__(self, targets: Mapping | Sequence, threshold: float | int = 1.0) -> None:
+        self.targets: dict[Any, Any] = dict(targets) if isinstance(targets, Mapping) else dict(enumerate(targets))
+        self.threshold = threshold
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} elements)"
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.targets[key]
+
+    def keys(self) -> Any:
+        return self.targets.keys()
+
+    def values(self) -> Any:
+        return self.targets.values()
+
+    def items(self) -> Any:
+        return self.targets.items()
+
+    def required_count(self, threshold: float | int | None = None) -> int:
+        """How many elements must exist under ``threshold`` (default: the collection's)."""
+        threshold = self.threshold if threshold is None else threshold
+        if isinstance(threshold, float):
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"a fractional threshold must lie in [0, 1], not {threshold}")
+            return math.ceil(threshold * len(self) - 1e-9)
+        return min(int(threshold), len(self))
+
+    def existence(self) -> dict[Any, bool]:
+        """Per element, whether all of its targets exist."""
+        keys, owners, leaves = list(self.targets), [], []
+        for index, key in enumerate(keys):
+            for leaf in iter_leaves(self.targets[key]):
+                owners.append(index)
+                leaves.append(leaf)
+        exists = [True] * len(keys)
+        for index, flag in zip(owners, existing_leaves(leaves)):
+            if not flag:
+                exists[index] = False
+        return dict(zip(keys, exists))
+
+    def count(self) -> int:
+        """Number of existing elements."""
+        return sum(self.existence().values())
+
+    def missing(self) -> list[Any]:
+        """Keys of the elements that do not (fully) exist."""
+        return [key for key, flag in self.existence().items() if not flag]
+
+    def exists(self, threshold: float | int | None = None) -> bool:
+        return self.count() >= self.required_count(threshold)
+
+    def remove(self) -> int:
+        """Remove every existing target; returns how many were removed."""
+        return sum(bool(leaf.remove()) for leaf in iter_leaves(self) if hasattr(leaf, "remove"))
+
+
+class SiblingFileCollection(TargetCollection):
+    """A collection of files that all live in one directory (checked with one listing)."""
+
+    def __init__(self, targets: Mapping | Sequence, threshold: float | int = 1.0) -> None:
+        super().__init__(targets, threshold)
+        leaves = list(iter_leaves(self))
+        parents = {leaf.parent.path for leaf in leaves}
+        if len(parents) > 1:
+            raise ValueError(f"SiblingFileCollection needs files in one directory, got {len(parents)}: "
+                             f"{sorted(parents)[:3]}...; use TargetCollection instead")
+        self.dir: DirectoryTarget | None = leaves[0].parent if leaves else None

@@ -1,0 +1,150 @@
+"""pylaw.Task: Luigi's task with versions, ``req()``, store paths and a parameter hook."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import luigi
+from luigi.task_register import Register
+
+from pylaw import config
+from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
+from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
+
+
+class TaskRegister(Register):
+    """Luigi's task metaclass, plus :meth:`Task.modify_param_values` before instance caching.
+
+    Luigi returns the cached instance for equal parameter values; rewriting the values
+    first (a shift nobody upstream implements becomes ``nominal``, ``--local`` becomes
+    ``--workflow local``) makes two requests for the same work one instance, one task id.
+    """
+
+    def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:
+        super().__init__(name, bases, namespace, **kwargs)
+        # Mixins (workflows, shifts) add to these sets; collect them along the whole MRO,
+        # since a mixin placed after pylaw.Task would otherwise be shadowed.
+        for attr in ("exclude_params_req", "exclude_params_store"):
+            merged: set[str] = set()
+            for klass in cls.__mro__:
+                merged.update(vars(klass).get(attr, ()))
+            setattr(cls, attr, frozenset(merged))
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        hook = getattr(cls, "modify_param_values", None)
+        if hook is None:
+            return super().__call__(*args, **kwargs)
+        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))
+        return super().__call__(**hook(values))
+
+
+INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
+
+
+class Task(luigi.Task, metaclass=TaskRegister):
+    """A Luigi task whose outputs live in a versioned store.
+
+    Subclasses get ``--version``, :meth:`req`, :meth:`local_target`, the interactive
+    command-line actions (``--print-status N`` and friends, see :mod:`pylaw.interactive`)
+    and the :meth:`modify_param_values` hook.
+    """
+
+    version = luigi.Parameter(description="analysis version; part of every output path")
+
+    print_deps = luigi.OptionalIntParameter(
+        default=None, significant=False, description="print the dependency tree down to DEPTH (-1: all)")
+    print_status = luigi.OptionalIntParameter(
+        default=None, significant=False, description="print output status down to DEPTH (-1: all)")
+    print_output = luigi.OptionalIntParameter(
+        default=None, significant=False, description="print output locations down to DEPTH (-1: all)")
+    remove_output = luigi.OptionalIntParameter(
+        default=None, significant=False, description="remove outputs down to DEPTH, asking first")
+    fetch_output = luigi.OptionalIntParameter(
+        default=None, significant=False, description="copy outputs down to DEPTH into --fetch-dir")
+    fetch_dir = luigi.Parameter(default=".", significant=False, description="target of --fetch-output")
+    yes = luigi.BoolParameter(default=False, significant=False, description="answer yes to questions")
+
+    #: parameters that req() never passes on
+    exclude_params_req: ClassVar[frozenset[str]] = frozenset({*INTERACTIVE_PARAMS, "fetch_dir", "yes"})
+    #: parameters left out of the store path (besides version and insignificant ones)
+    exclude_params_store: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup_instance()
+
+    def setup_instance(self) -> None:
+        """Per-instance set-up after Luigi's ``__init__``; mixins extend it cooperatively.
+
+        Mixins sit after ``luigi.Task`` in the MRO (users write ``class T(pylaw.Task,
+        pylaw.LocalWorkflow)``), so hooks defined here pass control on with ``super()``.
+        """
+        parent = getattr(super(), "setup_instance", None)
+        if parent is not None:
+            parent()
+
+    @classmethod
+    def modify_param_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite parameter values before Luigi looks up its instance cache.
+
+        Subclasses and mixins extend it cooperatively; it must be idempotent and cheap.
+        """
+        parent = getattr(super(), "modify_param_values", None)
+        return parent(values) if parent is not None else values
+
+    def req(self, cls: type[luigi.Task], **overrides: Any) -> Any:
+        """An instance of ``cls`` with every parameter the two tasks share, then ``overrides``."""
+        own = self.param_kwargs
+        excluded = self.exclude_params_req
+        kwargs = {name: own[name] for name, _ in cls.get_params() if name in own and name not in excluded}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- outputs ---------------------------------------------------------------------
+
+    def store_parts(self) -> list[str]:
+        """Path parts below the store root: family, version, then ``name=value`` per parameter."""
+        parts = [self.get_task_family(), sanitize_part(self.version)]
+        skipped = self.exclude_params_store | {"version"}
+        for name, param in self.get_params():
+            if param.significant and name not in skipped:
+                value = param.serialize(self.param_kwargs[name])
+                parts.append(sanitize_part(f"{name}={value}"))
+        return parts
+
+    def local_path(self, *parts: str) -> str:
+        """Absolute path in the local store for ``parts`` (each sanitised)."""
+        base = self.__dict__.get("_store_dir")
+        if base is None:
+            root = config.store_root()
+            base = ensure_inside(root, os.path.normpath(os.path.join(root, *self.store_parts())))
+            self._store_dir = base
+        if not parts:
+            return base
+        return f"{base}/{sanitize_relative('/'.join(parts))}"
+
+    def local_target(self, *parts: str, dir: bool = False) -> LocalFileTarget | LocalDirectoryTarget:
+        """A file (or with ``dir=True`` a directory) target in this task's store directory."""
+        cls = LocalDirectoryTarget if dir else LocalFileTarget
+        return cls.from_normalized(self.local_path(*parts))
+
+    # -- helpers for interactive actions and workflows --------------------------------
+
+    def interactive_action(self) -> tuple[str, int] | None:
+        """The interactive action requested on the command line, as ``(name, depth)``."""
+        for name in INTERACTIVE_PARAMS:
+            depth = getattr(self, name)
+            if depth is not None:
+                return name, depth
+        return None
+
+    def repr_params(self, skip: Iterable[str] = ()) -> str:
+        """Compact ``name=value`` list of significant parameters (for status lines)."""
+        skipped = set(skip)
+        return ", ".join(
+            f"{name}={param.serialize(self.param_kwargs[name])}"
+            for name, param in self.get_params()
+            if param.significant and name not in skipped
+        )
