@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what the remote-target tests need, on Debian 12 as root. Idempotent.
+#
+#   bash tests/services/install_remote.sh /path/to/venv
+#
+# - Debian packages: the gfal2 Python bindings (python3-gfal2 is built for CPython 3.11),
+#   gfal2's file/http/xrootd plugins, and the xrootd server + client.
+# - pip packages into the venv: wsgidav + cheroot (the WebDAV server of the tests).
+# - a symlink of the single gfal2 .so into the venv. We do not add Debian's dist-packages
+#   to the venv's path: that would leak Debian's cryptography/PyYAML/pip into it.
+set -euo pipefail
+
+VENV="${1:?usage: install_remote.sh VENV (path of the virtualenv to link gfal2 into)}"
+PY="$VENV/bin/python"
+[ -x "$PY" ] || { echo "install_remote.sh: no python at $PY: create the venv first" >&2; exit 2; }
+
+DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client)
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    # Another engineer's setup may hold the dpkg lock: wait for it rather than fail.
+    apt-get -o DPkg::Lock::Timeout=300 update -q
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}"
+fi
+
+"$PY" -m pip install -q "wsgidav>=4.3" "cheroot>=10"
+
+# Link the gfal2 extension module; its ABI tag must match the venv's interpreter.
+SO=$(ls /usr/lib/python3/dist-packages/gfal2.cpython-*.so 2>/dev/null | head -n1 || true)
+[ -n "$SO" ] || { echo "install_remote.sh: python3-gfal2 installed no gfal2 .so" >&2; exit 1; }
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sf "$SO" "$SITE/$(basename "$SO")"
+if ! "$PY" -c 'import gfal2' 2>/dev/null; then
+    echo "install_remote.sh: $SO does not import in $("$PY" -V): python3-gfal2 is built for" \
+         "CPython $(basename "$SO" | sed 's/gfal2.cpython-\([0-9]*\).*/\1/'); use a matching venv" >&2
+    exit 1
+fi
+echo "install_remote.sh: gfal2 $("$PY" -c 'import gfal2; print(gfal2.get_version())') ready in $VENV"
