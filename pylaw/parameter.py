@@ -18,15 +18,11 @@ from pylaw.errors import ParameterValueError
 
 
 class NamedParameterMixin:
-    """Remembers the attribute name a parameter is bound to, for error messages."""
-
-    _name = "?"
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
+    """Builds errors that name the parameter (Luigi records the attribute name it is bound to)."""
 
     def _invalid(self, value: object, why: str) -> ParameterValueError:
-        return ParameterValueError(f"invalid value {value!r} for parameter --{self._name.replace('_', '-')}: {why}")
+        name = (getattr(self, "_attribute_name", None) or "?").replace("_", "-")
+        return ParameterValueError(f"invalid value {value!r} for parameter --{name}: {why}")
 
 
 class CSVParameter(NamedParameterMixin, luigi.Parameter):
