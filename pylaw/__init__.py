@@ -6,11 +6,13 @@ from pylaw.parameter import (BytesParameter, CSVParameter, DurationParameter, Mu
 from pylaw.target.collection import SiblingFileCollection, TargetCollection
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
 from pylaw.task import Task
+from pylaw.workflow.base import BaseWorkflow
+from pylaw.workflow.local import LocalWorkflow
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BytesParameter", "CSVParameter", "DurationParameter", "LocalDirectoryTarget",
+    "BaseWorkflow", "LocalWorkflow", "BytesParameter", "CSVParameter", "DurationParameter", "LocalDirectoryTarget",
     "LocalFileTarget", "MultiCSVParameter", "PylawError", "RangeParameter",
     "SiblingFileCollection", "TargetCollection", "Task", "__version__",
 ]

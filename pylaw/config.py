@@ -44,7 +44,9 @@ def section() -> pylaw:
 
 def store_root() -> str:
     """Absolute path of the local store: ``$PYLAW_STORE`` or ``[pylaw] store``."""
-    root = os.environ.get(STORE_ENV) or section().store
+    # read the key directly: instantiating the Config section costs ~20 look-ups per call,
+    # and this runs once per task instance
+    root = os.environ.get(STORE_ENV) or luigi.configuration.get_config().get("pylaw", "store", "data")
     if not root:
         raise ConfigError(f"the local store is empty: set ${STORE_ENV} or [pylaw] store")
     return os.path.abspath(os.path.expanduser(root))

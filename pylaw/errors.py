@@ -11,7 +11,30 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── WorkflowChoiceError        (ValueError)   a --workflow the task does not support
     ├── TaskNotFoundError          (LookupError)  a task name no indexed module defines
     ├── FormatterError             (ValueError)   no formatter for a file extension
-    └── BranchFailuresError        (RuntimeError) branches of a local workflow failed
+    ├── BranchFailuresError        (RuntimeError) branches of a local workflow failed
+    │
+    │   remote storage (pylaw.target.remote), see below
+    ├── StorageConfigError         (ConfigError)  a [storage:NAME] section is missing or malformed
+    ├── RemoteBackendMissingError  (ImportError)  the gfal2 Python bindings are not installed
+    ├── TransferFailedError        (RuntimeError) files of a batch transfer failed for good
+    └── RemoteError                (OSError)      a remote operation failed; ``url``, ``operation``
+        ├── RemoteFileNotFoundError    (FileNotFoundError)
+        ├── RemoteFileExistsError      (FileExistsError)
+        ├── RemotePermissionError      (PermissionError)
+        ├── RemoteIsADirectoryError    (IsADirectoryError)
+        ├── RemoteNotADirectoryError   (NotADirectoryError)
+        ├── RemoteDirectoryNotEmptyError
+        └── TransientRemoteError                      the only kind that is retried
+            ├── RemoteConnectionError  (ConnectionError)
+            └── RemoteTimeoutError     (TimeoutError)
+
+    batch jobs (pylaw.job, pylaw.workflow.remote), see below
+    ├── CommandError               (RuntimeError) a batch-system command exited non-zero
+    │   └── CommandTimeoutError    (TimeoutError) ... or did not finish in time
+    ├── JobSubmissionError         (RuntimeError) the batch system refused a submission
+    ├── JobFileError               (ValueError)   a job file cannot be rendered safely
+    ├── SubmissionStateError       (ValueError)   the submission state file is unreadable
+    └── RemoteWorkflowFailedError  (RuntimeError) more branches failed than tolerance allows
 
 Messages say what failed, for what, why, and what to do.
 """
@@ -57,3 +80,116 @@ class BranchFailuresError(PylawError, RuntimeError):
     def __init__(self, message: str, failures: dict[int, str]) -> None:
         super().__init__(message)
         self.failures = failures
+
+
+# --- remote storage (pylaw.target.remote) ---------------------------------------------
+# Foreign errors (gfal2.GError) are mapped to these in one place:
+# pylaw.target.remote.gfal.map_gerror. Only TransientRemoteError is ever retried.
+
+
+class StorageConfigError(ConfigError):
+    """A ``[storage:NAME]`` config section is missing or has a malformed key."""
+
+
+class RemoteBackendMissingError(PylawError, ImportError):
+    """The Python package a remote file interface needs (gfal2) cannot be imported."""
+
+
+class TransferFailedError(PylawError, RuntimeError):
+    """Some files of a batch transfer still failed after retries; ``results`` has one per file."""
+
+    def __init__(self, message: str, results: list) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class RemoteError(PylawError, OSError):
+    """A remote file operation failed for a reason that retrying will not change.
+
+    ``operation`` is what was attempted (``stat``, ``copy``, ...), ``url`` on what, and
+    ``code`` the errno reported by the backend, if any.
+    """
+
+    def __init__(self, message: str, operation: str = "", url: str = "", code: int | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.url = url
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RemoteFileNotFoundError(RemoteError, FileNotFoundError):
+    """The remote file or directory does not exist."""
+
+
+class RemoteFileExistsError(RemoteError, FileExistsError):
+    """The remote path exists already."""
+
+
+class RemotePermissionError(RemoteError, PermissionError):
+    """The storage refused the operation (credentials, ACLs, read-only export)."""
+
+
+class RemoteIsADirectoryError(RemoteError, IsADirectoryError):
+    """A file operation was applied to a remote directory."""
+
+
+class RemoteNotADirectoryError(RemoteError, NotADirectoryError):
+    """A directory operation was applied to a remote file."""
+
+
+class RemoteDirectoryNotEmptyError(RemoteError):
+    """A non-recursive removal met a non-empty remote directory."""
+
+
+class TransientRemoteError(RemoteError):
+    """A failure that may go away when retried (network, overloaded server, timeout)."""
+
+
+class RemoteConnectionError(TransientRemoteError, ConnectionError):
+    """The storage could not be reached or dropped the connection."""
+
+
+class RemoteTimeoutError(TransientRemoteError, TimeoutError):
+    """A remote operation did not finish in time."""
+
+
+# --- batch jobs (pylaw.job, pylaw.workflow.remote) ---------------------------------------
+# Every batch-system command runs through pylaw.job.command.CommandRunner, which raises
+# the first two; job managers translate refusals into JobSubmissionError.
+
+
+class CommandError(PylawError, RuntimeError):
+    """A command-line call exited with a non-zero code; ``argv``, ``returncode``, ``stderr``."""
+
+    def __init__(self, message: str, argv: list[str], returncode: int | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandTimeoutError(CommandError, TimeoutError):
+    """A command-line call did not finish within its timeout and was killed."""
+
+
+class JobSubmissionError(PylawError, RuntimeError):
+    """The batch system refused or did not acknowledge a submission."""
+
+
+class JobFileError(PylawError, ValueError):
+    """A job file cannot be rendered (e.g. a value that must not be written into it)."""
+
+
+class SubmissionStateError(PylawError, ValueError):
+    """The submission state file of a remote workflow exists but cannot be used."""
+
+
+class RemoteWorkflowFailedError(PylawError, RuntimeError):
+    """Branches of a remote workflow failed for good, beyond its tolerance; ``failed`` lists them."""
+
+    def __init__(self, message: str, failed: list[int]) -> None:
+        super().__init__(message)
+        self.failed = failed

@@ -141,11 +141,16 @@ class BaseWorkflow:
 
     def as_workflow(self) -> Any:
         """The workflow this branch belongs to (the same instance Luigi caches)."""
-        return self.req(type(self), branch=-1) if self.is_branch() else self  # type: ignore[attr-defined]
+        return self.with_branch(-1) if self.is_branch() else self
 
     def as_branch(self, branch: int) -> Any:
         """The real task of one branch."""
-        return self.req(type(self), branch=branch)  # type: ignore[attr-defined]
+        return self.with_branch(branch)
+
+    def with_branch(self, branch: int) -> Any:
+        # Every value passed explicitly: Luigi then skips its per-parameter config
+        # look-ups, which otherwise dominate building thousands of branches.
+        return type(self)(**{**self.param_kwargs, "branch": branch})  # type: ignore[attr-defined]
 
     def branch_numbers(self) -> list[int]:
         """The branches this workflow covers: all, or those selected by ``--branches``."""

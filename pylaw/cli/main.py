@@ -1,0 +1,133 @@
+"""The ``pylaw`` and ``pyl`` commands.
+
+``pylaw run Task [params]`` (or ``pyl Task [params]``) runs a task through Luigi, with a
+local scheduler unless ``--central-scheduler`` (or ``[pylaw] central_scheduler``) asks for
+luigid; interactive actions (``--print-status N`` ...) are handled here instead of running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import luigi
+from luigi.cmdline_parser import CmdlineParser
+
+from pylaw import config, interactive
+from pylaw.cli.index import build_index, find_module, read_index
+from pylaw.errors import PylawError
+
+_SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
+
+
+def luigi_argv(args: Sequence[str]) -> list[str]:
+    """Translate a ``pyl`` command line into Luigi's."""
+    argv = list(args)
+    if not argv or argv[0].startswith("-"):
+        raise PylawError("no task given: pyl TASK [--param value ...]")
+    if "--module" not in argv:
+        argv = ["--module", find_module(argv[0]), *argv]
+    if "--fetch-output" in argv:  # --fetch-output DEPTH DIR -> --fetch-output DEPTH --fetch-dir DIR
+        i = argv.index("--fetch-output")
+        if i + 2 < len(argv) and not argv[i + 2].startswith("-"):
+            argv[i + 2:i + 2] = ["--fetch-dir"]
+    central = "--central-scheduler" in argv or config.section().central_scheduler
+    argv = [a for a in argv if a != "--central-scheduler"]
+    if not central and not any(flag in argv for flag in _SCHEDULER_FLAGS) and "--local-scheduler" not in argv:
+        argv.append("--local-scheduler")
+    return argv
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def run_interactive(task: luigi.Task) -> bool:
+    """Perform the interactive action requested on ``task``; False if there is none."""
+    action = task.interactive_action() if hasattr(task, "interactive_action") else None
+    if action is None:
+        return False
+    name, depth = action
+    out = sys.stdout
+    if name == "print_deps":
+        interactive.print_deps(task, depth, out)
+    elif name == "print_status":
+        interactive.print_status(task, depth, out)
+    elif name == "print_output":
+        interactive.print_output(task, depth, out)
+    elif name == "remove_output":
+        interactive.remove_output(task, depth, out, confirm=(lambda q: True) if task.yes else _confirm)
+    elif name == "fetch_output":
+        interactive.fetch_output(task, depth, task.fetch_dir, out)
+    return True
+
+
+def run(args: Sequence[str]) -> int:
+    """Run (or act on) a task; returns the process exit code."""
+    argv = luigi_argv(args)
+    with CmdlineParser.global_instance(argv) as parser:
+        if run_interactive(parser.get_task_obj()):
+            return 0
+    result = luigi.run(argv, detailed_summary=True)
+    ok = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
+    return 0 if ok else 1
+
+
+def print_config() -> None:
+    parser = luigi.configuration.get_config()
+    print(f"# config files read: {', '.join(getattr(parser, '_config_paths', [])) or 'none'}")
+    print(f"# store root: {config.store_root()}")
+    print(f"# task index: {config.index_path()}")
+    for section in parser.sections():
+        print(f"[{section}]")
+        for key, value in parser.items(section):
+            print(f"{key} = {value}")
+        print()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path:  # analysis modules are found from where pylaw runs, as with python -m
+        sys.path.insert(0, os.getcwd())
+    commands = argparse.ArgumentParser(prog="pylaw", description="make-like physics analyses on Luigi")
+    sub = commands.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run a task: pylaw run TASK [params]", add_help=False)
+    index = sub.add_parser("index", help="index the tasks of the configured modules")
+    index.add_argument("--module", action="append", help="module to index (default: [pylaw] modules)")
+    sub.add_parser("list", help="list the indexed tasks")
+    sub.add_parser("config", help="print the effective configuration")
+    try:
+        if args[:1] == ["run"]:
+            return run(args[1:])
+        ns = commands.parse_args(args)
+        if ns.command == "index":
+            tasks = build_index(ns.module)
+            print(f"indexed {len(tasks)} tasks in {config.index_path()}")
+        elif ns.command == "list":
+            tasks = read_index() or build_index()
+            for family, module in tasks.items():
+                print(f"{family:40s} {module}")
+        elif ns.command == "config":
+            print_config()
+        return 0
+    except PylawError as exc:
+        print(f"pylaw: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def pyl(argv: Sequence[str] | None = None) -> int:
+    """``pyl TASK ...``: short for ``pylaw run TASK ...``."""
+    return main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+def entry_main() -> None:
+    sys.exit(main())
+
+
+def entry_pyl() -> None:
+    sys.exit(pyl())

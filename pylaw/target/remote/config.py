@@ -1,0 +1,149 @@
+"""Storage elements named in Luigi's config file, so tasks never hard-code URLs.
+
+A storage element is a ``[storage:NAME]`` section::
+
+    [storage:dcache]
+    base = davs://dcache.example.org:2880/pnfs/example.org/data/myanalysis
+           root://dcache.example.org:1094//pnfs/example.org/data/myanalysis
+    base_listdir = root://dcache.example.org:1094//pnfs/example.org/data/myanalysis
+    cache_root = /tmp/$USER/pylaw_cache
+    cache_max_size = 20GB
+    retries = 4
+    retry_delay = 0.5
+    timeout = 60
+    parallel = 8
+
+``base`` lists one or more base URLs (separated by commas or whitespace), tried in order
+when one fails. ``base_<operation>`` overrides them for one operation (``stat``,
+``listdir``, ``mkdir``, ``remove``, ``rename``, ``get``, ``put``). ``gfal_options`` passes
+options to GFAL2's context, one ``GROUP:KEY=value`` per line or separated by ``;``
+(``gfal_options = HTTP PLUGIN:INSECURE=true``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import luigi.configuration
+
+from pylaw.errors import StorageConfigError
+
+SECTION_PREFIX = "storage:"
+OPERATIONS = ("stat", "listdir", "mkdir", "remove", "rename", "get", "put")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+KNOWN_KEYS = {"base", *(f"base_{op}" for op in OPERATIONS), "cache_root", "cache_max_size", "retries",
+              "retry_delay", "retry_max_delay", "retry_jitter", "timeout", "transfer_timeout", "parallel",
+              "gfal_options"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    """The parsed ``[storage:NAME]`` section (see the module docstring for the keys)."""
+
+    name: str
+    bases: tuple[str, ...]
+    operation_bases: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    cache_root: str | None = None
+    cache_max_size: int = 10 * 10**9
+    retries: int = 3
+    retry_delay: float = 0.5
+    retry_max_delay: float = 10.0
+    retry_jitter: float = 0.5
+    timeout: float = 60.0
+    transfer_timeout: float = 0.0
+    parallel: int = 8
+    gfal_options: dict[str, bool | int | str] = dataclasses.field(default_factory=dict)
+
+    def bases_for(self, operation: str) -> tuple[str, ...]:
+        """The base URLs to try, in order, for ``operation``."""
+        return self.operation_bases.get(operation, self.bases)
+
+
+def split_bases(value: str) -> tuple[str, ...]:
+    """Base URLs from a comma/whitespace separated value, without trailing slashes."""
+    return tuple(part.rstrip("/") for part in re.split(r"[,\s]+", value) if part)
+
+
+def parse_size(value: str, what: str) -> int:
+    """Bytes from ``10GB``, ``512MiB``, ``2k`` or a plain number."""
+    match = _SIZE.match(value)
+    if not match:
+        raise StorageConfigError(f"{what} = {value!r} is not a size: use e.g. 20GB, 512MiB or bytes")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def _number(raw: dict[str, str], key: str, default: float, what: str, kind: type = float) -> float:
+    if key not in raw:
+        return default
+    try:
+        value = kind(raw[key])
+    except ValueError:
+        kind_name = "an integer" if kind is int else "a number"
+        raise StorageConfigError(f"{what}: {key} = {raw[key]!r} is not {kind_name}") from None
+    if value < 0:
+        raise StorageConfigError(f"{what}: {key} = {raw[key]!r} must not be negative")
+    return value
+
+
+def parse_gfal_options(value: str, what: str) -> dict[str, bool | int | str]:
+    """``GROUP:KEY=value`` entries (newline or ``;`` separated) as typed GFAL2 options."""
+    options: dict[str, bool | int | str] = {}
+    for entry in filter(None, (part.strip() for part in re.split(r"[;\n]", value))):
+        key, sep, raw = entry.partition("=")
+        group, colon, name = key.strip().partition(":")
+        if not sep or not colon or not group or not name:
+            raise StorageConfigError(f"{what}: gfal_options entry {entry!r} must read GROUP:KEY=value, "
+                                     "e.g. HTTP PLUGIN:INSECURE=true")
+        raw = raw.strip()
+        typed: bool | int | str = raw
+        if raw.lower() in ("true", "false"):
+            typed = raw.lower() == "true"
+        elif raw.isdigit():
+            typed = int(raw)
+        options[f"{group.strip().upper()}:{name.strip().upper()}"] = typed
+    return options
+
+
+def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
+    """Validate the keys of one ``[storage:NAME]`` section; raise StorageConfigError on any fault."""
+    what = f"[{SECTION_PREFIX}{name}]"
+    unknown = sorted(key for key in raw if key not in KNOWN_KEYS)
+    if unknown:
+        raise StorageConfigError(f"{what} has unknown keys {unknown}; known keys: {sorted(KNOWN_KEYS)}")
+    bases = split_bases(raw.get("base", ""))
+    if not bases:
+        raise StorageConfigError(f"{what} needs `base = <url>` (e.g. root://host//path), got none")
+    operation_bases = {op: split_bases(raw[f"base_{op}"]) for op in OPERATIONS if raw.get(f"base_{op}")}
+    for url in [*bases, *(u for urls in operation_bases.values() for u in urls)]:
+        if "://" not in url:
+            raise StorageConfigError(f"{what}: base {url!r} is not a URL: write it as scheme://host/path "
+                                     "(file:///abs/path for local directories)")
+    return StorageConfig(
+        name=name, bases=bases, operation_bases=operation_bases,
+        cache_root=raw.get("cache_root") or None,
+        cache_max_size=parse_size(raw["cache_max_size"], f"{what} cache_max_size")
+        if "cache_max_size" in raw else StorageConfig.cache_max_size,
+        retries=int(_number(raw, "retries", StorageConfig.retries, what, int)),
+        retry_delay=_number(raw, "retry_delay", StorageConfig.retry_delay, what),
+        retry_max_delay=_number(raw, "retry_max_delay", StorageConfig.retry_max_delay, what),
+        retry_jitter=_number(raw, "retry_jitter", StorageConfig.retry_jitter, what),
+        timeout=_number(raw, "timeout", StorageConfig.timeout, what),
+        transfer_timeout=_number(raw, "transfer_timeout", StorageConfig.transfer_timeout, what),
+        parallel=max(1, int(_number(raw, "parallel", StorageConfig.parallel, what, int))),
+        gfal_options=parse_gfal_options(raw.get("gfal_options", ""), what),
+    )
+
+
+def read_storage_config(name: str) -> StorageConfig:
+    """The storage element ``name`` from Luigi's config (luigi.cfg, $LUIGI_CONFIG_PATH)."""
+    config = luigi.configuration.get_config()
+    section = SECTION_PREFIX + name
+    if not config.has_section(section):
+        known = sorted(s[len(SECTION_PREFIX):] for s in config.sections() if s.startswith(SECTION_PREFIX))
+        raise StorageConfigError(f"no storage element {name!r}: add a [{section}] section with "
+                                 f"`base = <url>` to your luigi config (configured: {known or 'none'})")
+    return parse_section(name, {key: config.get(section, key) for key in config.options(section)})

@@ -1,0 +1,320 @@
+"""RemoteFileSystem: one storage element, with base-URL fallback, retries and atomic transfers.
+
+Paths are relative to the storage element's base URL(s) (``/store/a.root`` and
+``store/a.root`` are the same). Each operation is tried on the configured bases in order;
+a transient failure moves on to the next base, and when every base failed the policy's
+back-off is slept before the next round. Non-transient errors are raised at once.
+
+Uploads are atomic: the data goes to a hidden temporary name in the destination's
+directory, its size is checked, and only then is it renamed to the final name, so a
+failed or interrupted upload never shows a file under the final name. Downloads are
+atomic on the local side in the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from pylaw.errors import (
+    PathEscapeError,
+    RemoteError,
+    RemoteFileExistsError,
+    RemoteFileNotFoundError,
+    TransientRemoteError,
+)
+from pylaw.target.base import temporary_name
+from pylaw.target.remote.config import StorageConfig
+from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
+from pylaw.target.remote.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from pylaw.target.remote.cache import RemoteCache
+    from pylaw.target.remote.transfer import TransferResult
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def local_url(path: str) -> str:
+    """The file:// URL of a local path."""
+    return "file://" + os.path.abspath(path)
+
+
+class RemoteFileSystem:
+    """A storage element: base URLs, a file interface, a retry policy, an optional cache.
+
+    ``operation_bases`` maps an operation (``stat``, ``listdir``, ``mkdir``, ``remove``,
+    ``rename``, ``get``, ``put``) to its own bases, e.g. to list over root:// but
+    transfer over davs://. Build one from config with :meth:`from_config` or
+    :func:`pylaw.target.remote.target.get_filesystem`.
+    """
+
+    def __init__(self, name: str, bases: Sequence[str], interface: FileInterface,
+                 retry: RetryPolicy | None = None, operation_bases: dict[str, Sequence[str]] | None = None,
+                 cache: RemoteCache | None = None, parallel: int = 8,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not bases:
+            raise ValueError(f"storage element {name!r} needs at least one base URL")
+        self.name = name
+        self.bases = tuple(base.rstrip("/") for base in bases)
+        self.operation_bases = {op: tuple(b.rstrip("/") for b in urls)
+                                for op, urls in (operation_bases or {}).items()}
+        self.interface = interface
+        self.retry = retry or RetryPolicy()
+        self.cache = cache
+        self.parallel = parallel
+        self._sleep = sleep
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"RemoteFileSystem({self.name!r}, {[redact(b) for b in self.bases]})"
+
+    @classmethod
+    def from_config(cls, config: StorageConfig) -> RemoteFileSystem:
+        """Build from a parsed ``[storage:NAME]`` section, with a GFAL2 interface."""
+        from pylaw.target.remote.cache import RemoteCache
+
+        from pylaw.target.remote.gfal import GFALInterface
+
+        retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
+                            max_delay=config.retry_max_delay, jitter=config.retry_jitter,
+                            timeout=config.timeout or None)
+        cache = RemoteCache(config.cache_root, config.cache_max_size) if config.cache_root else None
+        interface = GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
+        return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
+                   config.parallel)
+
+    # -- paths and the retry loop ---------------------------------------------------------
+
+    @staticmethod
+    def normpath(path: str) -> str:
+        """``path`` as ``/a/b`` relative to the base; refuses paths that climb above it."""
+        norm = posixpath.normpath("/" + path.strip())
+        if norm.startswith("//"):
+            norm = "/" + norm.lstrip("/")
+        if ".." in norm.split("/"):
+            raise PathEscapeError(f"remote path {path!r} climbs above the storage element's base")
+        return norm
+
+    def url(self, path: str, operation: str = "stat", base: str | None = None) -> str:
+        """The full URL of ``path`` on ``base`` (default: the first base for ``operation``)."""
+        base = base if base is not None else self.bases_for(operation)[0]
+        norm = self.normpath(path)
+        return base if norm == "/" else base + norm
+
+    def bases_for(self, operation: str) -> tuple[str, ...]:
+        return self.operation_bases.get(operation, self.bases)
+
+    def run(self, operation: str, path: str, call: Callable[[str], T]) -> T:
+        """``call(base)`` with fallback over the bases and retries of transient errors.
+
+        Each round tries every base for ``operation`` once; a transient error moves on to
+        the next base, and after a failed round the policy's back-off is slept.
+        """
+        bases = self.bases_for(operation)
+        last: TransientRemoteError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            if attempt > 1:
+                self._sleep(self.retry.backoff(attempt, self._rng))
+            for base in bases:
+                try:
+                    return call(base)
+                except TransientRemoteError as exc:
+                    last = exc
+                    logger.info("%s of %s on %s failed (attempt %d/%d): %s", operation, path, redact(base),
+                                attempt, self.retry.attempts, exc)
+        assert last is not None
+        raise type(last)(f"{operation} of {path!r} on storage element {self.name!r} failed "
+                         f"{self.retry.attempts} time(s) on {len(bases)} base(s); last error: {last}",
+                         operation=operation, url=last.url, code=last.code) from last
+
+    # -- namespace operations -----------------------------------------------------------
+
+    def stat(self, path: str) -> RemoteStat:
+        timeout = self.retry.timeout
+        return self.run("stat", path, lambda base: self.interface.stat(self.url(path, base=base), timeout))
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except RemoteFileNotFoundError:
+            return False
+        return True
+
+    def isdir(self, path: str) -> bool:
+        try:
+            return self.stat(path).is_dir
+        except RemoteFileNotFoundError:
+            return False
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted names in the directory ``path``."""
+        timeout = self.retry.timeout
+        return sorted(self.run("listdir", path, lambda base: self.interface.listdir(self.url(path, base=base),
+                                                                                     timeout)))
+
+    def mkdir(self, path: str, parents: bool = True) -> None:
+        """Create a directory; with ``parents`` (the default) like ``mkdir -p``."""
+        timeout = self.retry.timeout
+        self.run("mkdir", path,
+                 lambda base: self.interface.mkdir(self.url(path, base=base), parents, timeout))
+
+    def unlink(self, path: str) -> None:
+        timeout = self.retry.timeout
+        self.run("remove", path, lambda base: self.interface.unlink(self.url(path, base=base), timeout))
+
+    def remove(self, path: str, recursive: bool = True, silent: bool = True) -> bool:
+        """Remove a file, or a directory (with its content when ``recursive``).
+
+        Returns whether something was removed; a missing path raises
+        RemoteFileNotFoundError unless ``silent``.
+        """
+        try:
+            info = self.stat(path)
+            if not info.is_dir:
+                self.unlink(path)
+            else:
+                self._remove_dir(path, recursive)
+        except RemoteFileNotFoundError:
+            if not silent:
+                raise
+            return False
+        if self.cache is not None:
+            self.cache.invalidate(self, path)
+        return True
+
+    def _remove_dir(self, path: str, recursive: bool) -> None:
+        timeout = self.retry.timeout
+        url = self.url(path, "remove")
+        if recursive and not self.interface.rmdir_is_recursive(url):
+            for name in self.listdir(path):
+                child = posixpath.join(self.normpath(path), name)
+                try:
+                    if self.stat(child).is_dir:
+                        self._remove_dir(child, True)
+                    else:
+                        self.unlink(child)
+                except RemoteFileNotFoundError:
+                    pass  # removed concurrently: the goal is reached
+        self.run("remove", path, lambda base: self.interface.rmdir(self.url(path, base=base), timeout))
+
+    def rename(self, source: str, destination: str) -> None:
+        """Move ``source`` to ``destination`` on this storage element, replacing a file there."""
+        timeout = self.retry.timeout
+        self.run("rename", source, lambda base: self.interface.rename(
+            self.url(source, base=base), self.url(destination, base=base), timeout))
+        if self.cache is not None:
+            self.cache.invalidate(self, source)
+            self.cache.invalidate(self, destination)
+
+    # -- transfers ----------------------------------------------------------------------
+
+    def _copy(self, operation: str, path: str, source: Callable[[str], str], destination: Callable[[str], str]
+              ) -> None:
+        timeout = self.retry.timeout
+        self.run(operation, path,
+                 lambda base: self.interface.copy(source(base), destination(base), True, timeout))
+
+    def put(self, local_path: str, path: str, make_parents: bool = True, verify: bool = True) -> None:
+        """Upload a local file to ``path`` atomically (temporary name, size check, rename).
+
+        On any failure the temporary file is removed (best effort) and the error raised;
+        the final name never shows partial data.
+        """
+        size = os.stat(local_path).st_size
+        norm = self.normpath(path)
+        directory, basename = posixpath.split(norm)
+        if make_parents:
+            self.mkdir(directory)
+        tmp = posixpath.join(directory, temporary_name(basename))
+        source = local_url(local_path)
+        try:
+            self._copy("put", norm, lambda base: source, lambda base: self.url(tmp, base=base))
+            if verify:
+                uploaded = self.stat(tmp).size
+                if uploaded != size:
+                    raise TransientRemoteError(
+                        f"upload of {local_path} to {norm!r} on {self.name!r} stored {uploaded} of {size} "
+                        "bytes",
+                        operation="put", url=self.url(tmp, "put"))
+            self._publish(tmp, norm, size)
+        except BaseException:
+            self._discard(tmp)
+            raise
+        if self.cache is not None:
+            self.cache.invalidate(self, norm)
+
+    def _publish(self, tmp: str, path: str, size: int) -> None:
+        """Rename the uploaded temporary file to its final name, coping with a retried rename.
+
+        If a rename succeeded on the server but its answer was lost, the retry finds no
+        source; the upload is complete when the destination has the expected size.
+        """
+        try:
+            self.rename(tmp, path)
+        except RemoteFileNotFoundError:
+            if self.stat(path).size != size:
+                raise
+        except RemoteFileExistsError:
+            # some servers refuse to replace on MOVE: drop the old file, then rename
+            self.unlink(path)
+            self.rename(tmp, path)
+
+    def _discard(self, tmp: str) -> None:
+        try:
+            self.unlink(tmp)
+        except (RemoteError, OSError) as exc:
+            if not isinstance(exc, RemoteFileNotFoundError):
+                logger.warning("could not remove the temporary upload %s on %s: %s", tmp, self.name, exc)
+
+    def get(self, path: str, local_path: str, verify: bool = True) -> RemoteStat:
+        """Download ``path`` to ``local_path`` atomically; returns the remote stat it matched.
+
+        The data lands in a temporary sibling of ``local_path`` and is renamed only when
+        its size equals the remote size.
+        """
+        norm = self.normpath(path)
+        info = self.stat(norm)
+        directory, basename = os.path.split(os.path.abspath(local_path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, temporary_name(basename))
+        try:
+            self._copy("get", norm, lambda base: self.url(norm, base=base), lambda base: local_url(tmp))
+            if verify and os.stat(tmp).st_size != info.size:
+                raise TransientRemoteError(
+                    f"download of {norm!r} from {self.name!r} gave {os.stat(tmp).st_size} of {info.size} "
+                    "bytes",
+                    operation="get", url=self.url(norm, "get"))
+            os.replace(tmp, local_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return info
+
+    def copy(self, source: str, destination: str) -> None:
+        """Copy between two paths of this storage element (third party / streamed), atomically."""
+        src, dst = self.normpath(source), self.normpath(destination)
+        directory, basename = posixpath.split(dst)
+        self.mkdir(directory)
+        tmp = posixpath.join(directory, temporary_name(basename))
+        try:
+            self._copy("put", dst, lambda base: self.url(src, base=base),
+                       lambda base: self.url(tmp, base=base))
+            self._publish(tmp, dst, self.stat(tmp).size)
+        except BaseException:
+            self._discard(tmp)
+            raise
+
+    def copy_many(self, pairs: Iterable[tuple[str, str]], direction: str = "put", parallel: int | None = None,
+                  progress: bool | None = None, raise_on_failure: bool = True) -> list[TransferResult]:
+        """Run many transfers in parallel; see :func:`pylaw.target.remote.transfer.copy_many`."""
+        from pylaw.target.remote.transfer import copy_many
+
+        return copy_many(self, pairs, direction, parallel=parallel or self.parallel, progress=progress,
+                         raise_on_failure=raise_on_failure)

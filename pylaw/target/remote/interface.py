@@ -1,0 +1,95 @@
+"""The file-interface contract: the few primitives every remote storage backend implements.
+
+Everything else (existence, recursive removal, atomic upload, retries, base-URL fallback,
+caching, batch transfers) is derived from these primitives in
+:mod:`pylaw.target.remote.filesystem`, so a new protocol library only has to provide this
+class. Backends raise the typed errors of :mod:`pylaw.errors` (``RemoteFileNotFoundError``,
+``RemoteFileExistsError``, ..., or a ``TransientRemoteError`` when retrying may help) and
+never leak their own exception types. The contract test suite in ``tests/remote`` checks
+every backend against these rules.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import re
+
+from pylaw.errors import RemoteFileNotFoundError
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteStat:
+    """What the cache and ``exists()`` need to know about a remote path."""
+
+    size: int
+    mtime: float
+    is_dir: bool
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@]*@")
+_QUERY = re.compile(r"\?.*$")
+
+
+def redact(url: str) -> str:
+    """``url`` without user info and query string, where credentials and tokens hide; for messages."""
+    return _QUERY.sub("?<redacted>", _USERINFO.sub("<redacted>@", url)) if ("@" in url or "?" in url) else url
+
+
+class FileInterface(abc.ABC):
+    """Primitives on absolute URLs (``root://host//path``, ``davs://...``, ``file:///...``).
+
+    Contract for every method:
+
+    - a missing path raises ``RemoteFileNotFoundError``; an existing one where none may be
+      ``RemoteFileExistsError``; a file where a directory is needed
+      ``RemoteNotADirectoryError`` and vice versa;
+    - failures that may succeed when retried raise ``TransientRemoteError`` (or a
+      subclass); nothing else is retried by the layers above;
+    - ``timeout`` (seconds) bounds one call; None means the backend's default.
+    """
+
+    @abc.abstractmethod
+    def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
+        """Size, modification time and type of ``url``."""
+
+    @abc.abstractmethod
+    def listdir(self, url: str, timeout: float | None = None) -> list[str]:
+        """Names (not paths) in the directory ``url``, without ``.`` and ``..``."""
+
+    @abc.abstractmethod
+    def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
+        """Create the directory ``url``; with ``parents``, also missing parents and no error if it exists."""
+
+    @abc.abstractmethod
+    def unlink(self, url: str, timeout: float | None = None) -> None:
+        """Remove the file ``url``."""
+
+    @abc.abstractmethod
+    def rmdir(self, url: str, timeout: float | None = None) -> None:
+        """Remove the directory ``url`` (a non-empty one only where ``rmdir_is_recursive(url)``)."""
+
+    @abc.abstractmethod
+    def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
+        """Move ``source`` to ``destination`` on the same storage, replacing a file there."""
+
+    @abc.abstractmethod
+    def copy(self, source: str, destination: str, overwrite: bool = True,
+             timeout: float | None = None) -> None:
+        """Copy a file between two URLs: put (file:// to remote), get, or third-party.
+
+        The destination's parent directory must exist. A failed copy may leave a partial
+        destination: callers that need atomicity copy to a temporary name and ``rename``.
+        """
+
+    def rmdir_is_recursive(self, url: str) -> bool:
+        """Whether ``rmdir(url)`` removes a non-empty directory itself (else callers walk the tree)."""
+        return False
+
+    def exists(self, url: str, timeout: float | None = None) -> bool:
+        """Whether ``url`` exists (derived from ``stat``)."""
+        try:
+            self.stat(url, timeout)
+        except RemoteFileNotFoundError:
+            return False
+        return True

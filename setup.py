@@ -1,0 +1,31 @@
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="pylaw",
+    version="0.1.0",
+    description="Make-like, distributed physics analyses on top of Luigi",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pylaw", "pylaw.*"]),
+    package_data={"pylaw": ["py.typed"]},
+    install_requires=["luigi>=3.5"],
+    extras_require={
+        "gfal": ["gfal2-python"],
+        "htcondor": ["htcondor"],
+        "plot": ["matplotlib"],
+        "test": ["pytest", "pytest-timeout", "numpy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
+                 "cheroot"],
+        "docs": ["sphinx"],
+    },
+    entry_points={"console_scripts": ["pylaw = pylaw.cli.main:entry_main", "pyl = pylaw.cli.main:entry_pyl"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: BSD License",
+        "Topic :: Scientific/Engineering :: Physics",
+    ],
+)
