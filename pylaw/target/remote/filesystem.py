@@ -18,7 +18,7 @@ import os
 import posixpath
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from pylaw.errors import (
@@ -56,7 +56,7 @@ class RemoteFileSystem:
     """
 
     def __init__(self, name: str, bases: Sequence[str], interface: FileInterface,
-                 retry: RetryPolicy | None = None, operation_bases: dict[str, Sequence[str]] | None = None,
+                 retry: RetryPolicy | None = None, operation_bases: Mapping[str, Sequence[str]] | None = None,
                  cache: RemoteCache | None = None, parallel: int = 8,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not bases:
@@ -79,7 +79,6 @@ class RemoteFileSystem:
     def from_config(cls, config: StorageConfig) -> RemoteFileSystem:
         """Build from a parsed ``[storage:NAME]`` section, with a GFAL2 interface."""
         from pylaw.target.remote.cache import RemoteCache
-
         from pylaw.target.remote.gfal import GFALInterface
 
         retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
@@ -273,14 +272,15 @@ class RemoteFileSystem:
             if not isinstance(exc, RemoteFileNotFoundError):
                 logger.warning("could not remove the temporary upload %s on %s: %s", tmp, self.name, exc)
 
-    def get(self, path: str, local_path: str, verify: bool = True) -> RemoteStat:
+    def get(self, path: str, local_path: str, verify: bool = True, expected: RemoteStat | None = None
+            ) -> RemoteStat:
         """Download ``path`` to ``local_path`` atomically; returns the remote stat it matched.
 
         The data lands in a temporary sibling of ``local_path`` and is renamed only when
-        its size equals the remote size.
+        its size equals the remote size (``expected``, if the caller has stat-ed already).
         """
         norm = self.normpath(path)
-        info = self.stat(norm)
+        info = expected or self.stat(norm)
         directory, basename = os.path.split(os.path.abspath(local_path))
         os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, temporary_name(basename))
