@@ -55,12 +55,16 @@ class CSVParameter(NamedParameterMixin, luigi.Parameter):
             raise
         except Exception as exc:
             raise self._invalid(x, f"an item could not be parsed ({exc})") from exc
-        return self.normalize(values)
+        return CSVParameter.items(self, values)
 
     def normalize(self, x: Any) -> tuple:
         if isinstance(x, str):
             return self.parse(x)
-        values = list(x) if isinstance(x, Iterable) else [x]
+        return CSVParameter.items(self, x)
+
+    def items(self, x: Any) -> tuple:
+        """Normalise one sequence of items (checks uniqueness, order and length)."""
+        values = list(x) if isinstance(x, Iterable) and not isinstance(x, str) else [x]
         values = [self.inner.normalize(v) for v in values]
         if self.unique:
             values = list(dict.fromkeys(values))
@@ -87,7 +91,8 @@ class MultiCSVParameter(CSVParameter):
     def normalize(self, x: Any) -> tuple:
         if isinstance(x, str):
             return self.parse(x)
-        return tuple(CSVParameter.normalize(self, group) for group in x)
+        return tuple(CSVParameter.normalize(self, group) if isinstance(group, str)
+                     else CSVParameter.items(self, group) for group in x)
 
     def serialize(self, x: Iterable) -> str:
         return ":".join(CSVParameter.serialize(self, group) for group in x)

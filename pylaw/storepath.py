@@ -7,6 +7,7 @@ NUL or be kilobytes long. Each becomes exactly one safe path component.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from pylaw.errors import PathEscapeError
@@ -23,15 +24,18 @@ def sanitize_part(value: object) -> str:
     """
     text = str(value)
     part = _UNSAFE.sub("_", text)
-    if part.startswith("."):
-        part = "_" + part[1:]
+    if part.startswith("."):  # no hidden names, no "." or ".."; the extension survives
+        part = "_" + part
     if not part:
         part = "_"
     encoded = part.encode("utf-8", "surrogateescape")
     if len(encoded) > MAX_PART_BYTES:
         digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-        head = encoded[: MAX_PART_BYTES - 13].decode("utf-8", "ignore")
-        part = f"{head}-{digest}"
+        extension = os.path.splitext(part)[1]  # kept: formatters pick by extension
+        extension = extension if len(extension) <= 16 else ""
+        keep = MAX_PART_BYTES - 13 - len(extension.encode("utf-8", "surrogateescape"))
+        head = encoded[:keep].decode("utf-8", "ignore")
+        part = f"{head}-{digest}{extension}"
     return part
 
 

@@ -129,8 +129,11 @@ class Progress:
     def report(self) -> None:
         self.last_report = time.monotonic()
         percent = 100 if not self.total else int(100 * self.done / self.total)
-        self.task.set_progress_percentage(percent)
-        self.task.set_status_message(f"branches: {self.done}/{self.total} done, {self.failed} failed")
+        # Luigi's worker injects these callbacks; they are None outside a worker
+        if callable(self.task.set_progress_percentage):
+            self.task.set_progress_percentage(percent)
+        if callable(self.task.set_status_message):
+            self.task.set_status_message(f"branches: {self.done}/{self.total} done, {self.failed} failed")
 
 
 class LocalWorkflow(BaseWorkflow):

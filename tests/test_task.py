@@ -1,0 +1,118 @@
+import os
+
+import luigi
+import pytest
+
+import pylaw
+from pylaw.errors import PathEscapeError
+from pylaw.storepath import MAX_PART_BYTES, ensure_inside, sanitize_part
+
+
+class Upstream(pylaw.Task):
+    dataset = luigi.Parameter(default="tth")
+
+    def output(self):
+        return self.local_target(f"{self.dataset}.json")
+
+
+class Downstream(pylaw.Task):
+    dataset = luigi.Parameter(default="tth")
+    extra = luigi.IntParameter(default=1)
+
+    def requires(self):
+        return self.req(Upstream)
+
+    def output(self):
+        return self.local_target("result.json")
+
+
+class Rewriting(pylaw.Task):
+    """Lower-cases its name before caching: two spellings are one task."""
+
+    name = luigi.Parameter()
+
+    @classmethod
+    def modify_param_values(cls, values):
+        values = super().modify_param_values(values)
+        values["name"] = values["name"].lower()
+        return values
+
+
+def test_req_passes_shared_parameters_and_overrides():
+    down = Downstream(version="v3", dataset="ttbar", print_status=1)
+    up = down.requires()
+    assert (up.version, up.dataset, up.print_status) == ("v3", "ttbar", None)
+    assert down.req(Upstream, dataset="dy").dataset == "dy"
+
+
+def test_modify_param_values_runs_before_instance_cache():
+    a, b = Rewriting(version="v", name="JES"), Rewriting(version="v", name="jes")
+    assert a is b and a.task_id == b.task_id and a.name == "jes"
+
+
+def test_store_layout(isolated):
+    target = Downstream(version="v1", dataset="ttbar").output()
+    assert target.path == os.path.join(str(isolated), "Downstream", "v1", "dataset=ttbar", "extra=1",
+                                       "result.json")
+
+
+def test_store_root_from_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYLAW_STORE")
+    config = luigi.configuration.get_config()
+    config.set("pylaw", "store", str(tmp_path / "cfgstore"))
+    try:
+        assert Upstream(version="v").output().path.startswith(str(tmp_path / "cfgstore") + "/")
+    finally:
+        config.remove_option("pylaw", "store")
+
+
+@pytest.mark.parametrize("evil", ["../../../etc", "/etc/passwd", "a/../../b", "..", ".", "x\x00y",
+                                  "z" * 5000, "\n\t", "..\\..\\win", ""])
+def test_parameter_values_cannot_escape_the_store(isolated, evil):
+    task = Upstream(version=evil, dataset=evil)
+    path = task.output().path
+    assert path.startswith(str(isolated) + "/Upstream/")
+    assert os.path.normpath(path) == path
+    assert "\x00" not in path
+    assert all(len(part.encode()) <= MAX_PART_BYTES for part in path.split("/"))
+    task.output().dump({"ok": True})  # the path is usable
+    assert os.path.realpath(path).startswith(str(isolated))
+
+
+def test_long_values_stay_distinct():
+    assert sanitize_part("a" * 500) != sanitize_part("a" * 499 + "b")
+
+
+def test_author_given_subdirectories_are_kept_but_sanitised(isolated):
+    task = Upstream(version="v1")
+    assert task.local_path("plots/a.png").endswith("/plots/a.png")
+    assert task.local_path("../../x.png").startswith(str(isolated) + "/Upstream/v1/")
+
+
+def test_ensure_inside():
+    assert ensure_inside("/a/b", "/a/b/c") == "/a/b/c"
+    with pytest.raises(PathEscapeError):
+        ensure_inside("/a/b", "/a/bc")
+
+
+def test_import_has_no_side_effects():
+    import logging
+    import subprocess
+    import sys
+
+    code = ("import logging, luigi, luigi.task; before = dict(vars(luigi.task.Task)); "
+            "root = list(logging.getLogger().handlers); import pylaw; "
+            "assert dict(vars(luigi.task.Task)) == before, 'luigi.Task patched'; "
+            "assert logging.getLogger().handlers == root, 'logging configured'; print('clean')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "clean", result.stderr
+    assert logging  # keep the import used
+
+
+def test_public_api_is_curated():
+    assert sorted(pylaw.__all__) == sorted(set(pylaw.__all__))
+    for name in pylaw.__all__:
+        assert hasattr(pylaw, name), name
+    from pylaw.errors import PylawError
+
+    assert issubclass(pylaw.PylawError, Exception) and pylaw.PylawError is PylawError

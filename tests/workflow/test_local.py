@@ -1,0 +1,209 @@
+import os
+
+import luigi
+import pytest
+
+import pylaw
+from pylaw.errors import BranchError, BranchFailuresError, WorkflowChoiceError
+from tests.conftest import build
+
+RUNS: list[tuple[str, int]] = []
+
+
+class Count(pylaw.Task, pylaw.LocalWorkflow):
+    n = luigi.IntParameter(default=10)
+    fail = pylaw.CSVParameter(inner=luigi.IntParameter(), default=())
+
+    def create_branch_map(self):
+        return {i: f"payload{i}" for i in range(self.n)}
+
+    def output(self):
+        return self.local_target(f"out_{self.branch}.txt")
+
+    def run(self):
+        RUNS.append((self.get_task_family(), self.branch))
+        if self.branch in self.fail:
+            raise ValueError(f"branch {self.branch} is broken")
+        self.output().dump(self.branch_data)
+
+
+class Square(pylaw.Task, pylaw.LocalWorkflow):
+    """Each branch needs the matching branch of Count."""
+
+    n = luigi.IntParameter(default=10)
+
+    def create_branch_map(self):
+        return list(range(self.n))
+
+    def workflow_requires(self):
+        return self.req(Count)
+
+    def requires(self):
+        return self.req(Count)
+
+    def output(self):
+        return self.local_target(f"sq_{self.branch}.json")
+
+    def run(self):
+        RUNS.append(("Square", self.branch))
+        self.output().dump({"in": self.input().load(), "sq": self.branch ** 2})
+
+
+class NoWorkflowRequires(Square):
+    """Branch requirements only: the runner must hand them to Luigi itself."""
+
+    def workflow_requires(self):
+        return []
+
+
+class Dynamic(pylaw.Task, pylaw.LocalWorkflow):
+    def create_branch_map(self):
+        return [0, 1]
+
+    def output(self):
+        return self.local_target(f"dyn_{self.branch}.txt")
+
+    def run(self):
+        yield Count(version=self.version, branch=self.branch)
+        self.output().dump("dyn")
+
+
+class Lazy(pylaw.Task, pylaw.LocalWorkflow):
+    def create_branch_map(self):
+        return [0]
+
+    def output(self):
+        return self.local_target("lazy.txt")
+
+    def run(self):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def clear_runs():
+    RUNS.clear()
+
+
+def test_branch_map_and_branch_data():
+    wf = Count(version="v1")
+    assert wf.is_workflow() and wf.get_branch_map()[3] == "payload3"
+    branch = Count(version="v1", branch=3)
+    assert branch.branch_data == "payload3" and branch.as_workflow() is wf
+
+
+def test_workflow_output_is_the_collection_of_branch_outputs():
+    wf = Count(version="v1", n=4)
+    output = wf.output()
+    assert isinstance(output, pylaw.TargetCollection) and list(output.keys()) == [0, 1, 2, 3]
+    assert output[2].path == Count(version="v1", n=4, branch=2).output().path
+
+
+def test_run_is_make_like():
+    assert build(Count(version="v1"))
+    assert sorted(b for _, b in RUNS) == list(range(10))
+    RUNS.clear()
+    assert build(Count(version="v1"))
+    assert RUNS == []
+    os.remove(Count(version="v1", branch=4).output().path)
+    assert build(Count(version="v1"))
+    assert RUNS == [("Count", 4)]
+
+
+def test_branch_selection_runs_only_those():
+    assert build(Count(version="v1", branches="2-4,8"))
+    assert sorted(b for _, b in RUNS) == [2, 3, 4, 8]
+    assert Count(version="v1").output().count() == 4
+
+
+def test_open_ended_selection():
+    assert build(Count(version="v1", branches="7-"))
+    assert sorted(b for _, b in RUNS) == [7, 8, 9]
+
+
+def test_single_branch_runs_as_plain_task():
+    assert build(Count(version="v1", branch=5))
+    assert RUNS == [("Count", 5)]
+
+
+def test_branch_out_of_range_is_clear():
+    with pytest.raises(BranchError, match="branch 10 is not in the branch map of Count .0-9."):
+        Count(version="v1", branch=10)
+    with pytest.raises(BranchError, match="selects branches 10-14"):
+        Count(version="v1", branches="8-14").output()
+
+
+def test_failures_are_reported_per_branch_and_others_finish(caplog):
+    wf = Count(version="v1", fail=(3, 6))
+    with pytest.raises(BranchFailuresError) as info:
+        list(wf.run())
+    assert sorted(info.value.failures) == [3, 6]
+    assert "2 of 10 branches of Count failed: 3,6" in str(info.value)
+    assert "branch 3 is broken" in info.value.failures[3]
+    assert wf.output().count() == 8
+
+
+def test_failed_workflow_is_reported_to_luigi():
+    assert not build(Count(version="v1", fail=(1,)))
+
+
+def test_workers_run_branches_in_parallel_processes():
+    assert build(Count(version="v1", n=40), workers=2)
+    assert Count(version="v1", n=40).output().count() == 40
+
+
+def test_workflow_requires_upstream_then_branches_read_their_inputs():
+    assert build(Square(version="v1"))
+    assert Square(version="v1", branch=3).output().load() == {"in": "payload3", "sq": 9}
+
+
+def test_branch_requirements_missing_are_scheduled_dynamically():
+    assert build(NoWorkflowRequires(version="v1", n=3))
+    assert sorted(RUNS) == [("Count", 0), ("Count", 1), ("Count", 2), ("Square", 0), ("Square", 1),
+                            ("Square", 2)]
+
+
+def test_branches_with_dynamic_dependencies_go_through_luigi():
+    assert build(Dynamic(version="v1"))
+    assert Dynamic(version="v1").output().count() == 2 and Count(version="v1").output().count() == 2
+
+
+def test_branch_that_writes_nothing_fails():
+    wf = Lazy(version="v1")
+    with pytest.raises(BranchFailuresError, match="did not produce"):
+        list(wf.run())
+
+
+def test_workflow_choice():
+    assert Count(version="v1", local=True).workflow == "local"
+    assert Count(version="v1", workflow="local") is Count(version="v1", local=True)
+    with pytest.raises(WorkflowChoiceError, match="does not support --workflow 'slurm'.*supports: local"):
+        Count(version="v1", workflow="slurm")
+
+
+def test_new_workflow_type_registers_without_touching_the_base():
+    from pylaw.workflow.base import BaseWorkflow, WorkflowProxy
+
+    class EchoProxy(WorkflowProxy):
+        def run(self):
+            self.task.output()[0].dump("echo")
+
+    class EchoWorkflow(BaseWorkflow):
+        workflow_type = "echo"
+        workflow_proxy_cls = EchoProxy
+
+    class Both(pylaw.Task, pylaw.LocalWorkflow, EchoWorkflow):
+        def create_branch_map(self):
+            return [0]
+
+        def output(self):
+            return self.local_target("both.txt")
+
+    assert list(Both.workflow_types()) == ["local", "echo"]
+    wf = Both(version="v1", workflow="echo")
+    assert isinstance(wf.workflow_proxy, EchoProxy)
+    assert build(wf) and wf.output()[0].load() == "echo"
+
+
+def test_branch_tasks_do_not_depend_on_workflow_choice_or_selection():
+    a = Count(version="v1", branch=2, workflow="local", branches="0-5")
+    assert a is Count(version="v1", branch=2)
