@@ -126,7 +126,9 @@ def table(results: dict) -> str:
         if entry is None:
             return "–"
         entry = entry[what] if what else entry
-        return "FAILED" if entry["returncode"] else f"{entry[field]:.2f}" if field == "seconds" else f"{entry[field]:.0f}"
+        if entry["returncode"]:
+            return "FAILED"
+        return f"{entry[field]:.2f}" if field == "seconds" else f"{entry[field]:.0f}"
 
     for n in sizes:
         has_run = str(n) in results["pylaw"]
@@ -160,7 +162,8 @@ def main() -> int:
 
     results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "pylaw": {}, "status_only": {}, "luigi": {},
     }
