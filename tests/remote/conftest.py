@@ -1,0 +1,124 @@
+"""Fixtures of the remote-target tests: one storage element per real backend.
+
+``backend`` runs a test on every backend: ``file`` (gfal2's file plugin), ``root`` (a real
+xrootd) and ``dav`` (a real wsgidav through gfal2's http plugin). Each test gets a fresh
+directory on the server as the base of its storage element.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.interface import FileInterface, RemoteStat
+from pylaw.target.remote.retry import RetryPolicy
+from pylaw.target.remote.target import forget_filesystems, register_filesystem
+from tests.services._process import unavailable
+from tests.services.webdav import WebDAVServer, webdav_server  # noqa: F401 - fixture
+from tests.services.xrootd import XRootDServer, xrootd_server  # noqa: F401 - fixture
+
+BACKENDS = ("file", "root", "dav")
+FAST_RETRY = RetryPolicy(attempts=3, delay=0.01, max_delay=0.05, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def gfal2_module() -> Any:
+    try:
+        import gfal2
+    except ImportError:
+        unavailable("the gfal2 Python bindings are not importable: run tests/services/install_remote.sh VENV")
+    return gfal2
+
+
+class CountingInterface(FileInterface):
+    """The real interface, counting the calls per primitive (to assert 'one listing per directory')."""
+
+    def __init__(self, inner: FileInterface) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
+        self._count("stat")
+        return self.inner.stat(url, timeout)
+
+    def listdir(self, url: str, timeout: float | None = None) -> list[str]:
+        self._count("listdir")
+        return self.inner.listdir(url, timeout)
+
+    def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
+        self._count("mkdir")
+        self.inner.mkdir(url, parents, timeout)
+
+    def unlink(self, url: str, timeout: float | None = None) -> None:
+        self._count("unlink")
+        self.inner.unlink(url, timeout)
+
+    def rmdir(self, url: str, timeout: float | None = None) -> None:
+        self._count("rmdir")
+        self.inner.rmdir(url, timeout)
+
+    def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
+        self._count("rename")
+        self.inner.rename(source, destination, timeout)
+
+    def copy(self, source: str, destination: str, overwrite: bool = True, timeout: float | None = None) -> None:
+        self._count("copy")
+        self.inner.copy(source, destination, overwrite, timeout)
+
+    def rmdir_is_recursive(self, url: str) -> bool:
+        return self.inner.rmdir_is_recursive(url)
+
+
+@pytest.fixture
+def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: Any) -> Callable[[str], str]:
+    """A function giving a fresh, existing base URL on the named backend."""
+
+    def make(backend: str) -> str:
+        unique = uuid.uuid4().hex[:10]
+        if backend == "file":
+            directory = tmp_path / f"file-{unique}"
+            directory.mkdir()
+            return f"file://{directory}"
+        server: XRootDServer | WebDAVServer = request.getfixturevalue(
+            "xrootd_server" if backend == "root" else "webdav_server")
+        url = f"{server.url}/{unique}"
+        GFALInterface().mkdir(url)
+        return url
+
+    return make
+
+
+@pytest.fixture
+def make_fs(base_url_for: Callable[[str], str]) -> Iterator[Callable[..., RemoteFileSystem]]:
+    """Build (and register) a storage element on a backend; ``counting=True`` wraps the interface."""
+
+    def make(backend: str, name: str | None = None, counting: bool = False, **kwargs: Any) -> RemoteFileSystem:
+        interface: FileInterface = GFALInterface()
+        if counting:
+            interface = CountingInterface(interface)
+        kwargs.setdefault("retry", FAST_RETRY)
+        fs = RemoteFileSystem(name or f"test-{backend}", [base_url_for(backend)], interface, **kwargs)
+        register_filesystem(fs)
+        return fs
+
+    yield make
+    forget_filesystems()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def fs(make_fs: Callable[..., RemoteFileSystem], backend: str) -> RemoteFileSystem:
+    """A fresh storage element on each backend in turn."""
+    return make_fs(backend)
