@@ -24,6 +24,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
         ├── RemoteIsADirectoryError    (IsADirectoryError)
         ├── RemoteNotADirectoryError   (NotADirectoryError)
         ├── RemoteDirectoryNotEmptyError
+        ├── RemoteNotSupportedError                   the server cannot do this (e.g. third-party copy)
         └── TransientRemoteError                      the only kind that is retried
             ├── RemoteConnectionError  (ConnectionError)
             └── RemoteTimeoutError     (TimeoutError)
@@ -142,6 +143,10 @@ class RemoteNotADirectoryError(RemoteError, NotADirectoryError):
 
 class RemoteDirectoryNotEmptyError(RemoteError):
     """A non-recursive removal met a non-empty remote directory."""
+
+
+class RemoteNotSupportedError(RemoteError):
+    """The storage does not support the operation (e.g. xrootd without third-party copy)."""
 
 
 class TransientRemoteError(RemoteError):

@@ -69,7 +69,8 @@ class CountingInterface(FileInterface):
         self._count("rename")
         self.inner.rename(source, destination, timeout)
 
-    def copy(self, source: str, destination: str, overwrite: bool = True, timeout: float | None = None) -> None:
+    def copy(self, source: str, destination: str, overwrite: bool = True,
+             timeout: float | None = None) -> None:
         self._count("copy")
         self.inner.copy(source, destination, overwrite, timeout)
 
@@ -100,7 +101,8 @@ def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: An
 def make_fs(base_url_for: Callable[[str], str]) -> Iterator[Callable[..., RemoteFileSystem]]:
     """Build (and register) a storage element on a backend; ``counting=True`` wraps the interface."""
 
-    def make(backend: str, name: str | None = None, counting: bool = False, **kwargs: Any) -> RemoteFileSystem:
+    def make(backend: str, name: str | None = None, counting: bool = False,
+             **kwargs: Any) -> RemoteFileSystem:
         interface: FileInterface = GFALInterface()
         if counting:
             interface = CountingInterface(interface)

@@ -17,6 +17,7 @@ import logging
 import os
 import posixpath
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -26,6 +27,7 @@ from pylaw.errors import (
     RemoteError,
     RemoteFileExistsError,
     RemoteFileNotFoundError,
+    RemoteNotSupportedError,
     TransientRemoteError,
 )
 from pylaw.target.base import temporary_name
@@ -94,12 +96,15 @@ class RemoteFileSystem:
     @staticmethod
     def normpath(path: str) -> str:
         """``path`` as ``/a/b`` relative to the base; refuses paths that climb above it."""
-        norm = posixpath.normpath("/" + path.strip())
-        if norm.startswith("//"):
-            norm = "/" + norm.lstrip("/")
-        if ".." in norm.split("/"):
-            raise PathEscapeError(f"remote path {path!r} climbs above the storage element's base")
-        return norm
+        parts: list[str] = []
+        for part in path.strip().split("/"):
+            if part == "..":
+                if not parts:
+                    raise PathEscapeError(f"remote path {path!r} climbs above the storage element's base")
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        return "/" + "/".join(parts)
 
     def url(self, path: str, operation: str = "stat", base: str | None = None) -> str:
         """The full URL of ``path`` on ``base`` (default: the first base for ``operation``)."""
@@ -298,7 +303,12 @@ class RemoteFileSystem:
         return info
 
     def copy(self, source: str, destination: str) -> None:
-        """Copy between two paths of this storage element (third party / streamed), atomically."""
+        """Copy between two paths of this storage element, atomically.
+
+        The server copies itself (third-party copy) where it can; where it cannot (xrootd
+        without ``ofs.tpc`` answers "tpc not supported") the data is streamed through a
+        local temporary file.
+        """
         src, dst = self.normpath(source), self.normpath(destination)
         directory, basename = posixpath.split(dst)
         self.mkdir(directory)
@@ -306,10 +316,24 @@ class RemoteFileSystem:
         try:
             self._copy("put", dst, lambda base: self.url(src, base=base),
                        lambda base: self.url(tmp, base=base))
+        except RemoteNotSupportedError:
+            self._discard(tmp)
+            self._copy_through_local(src, dst)
+            return
+        except BaseException:
+            self._discard(tmp)
+            raise
+        try:
             self._publish(tmp, dst, self.stat(tmp).size)
         except BaseException:
             self._discard(tmp)
             raise
+
+    def _copy_through_local(self, source: str, destination: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="pylaw-copy-") as workdir:
+            local = os.path.join(workdir, posixpath.basename(source))
+            self.get(source, local)
+            self.put(local, destination, make_parents=False)
 
     def copy_many(self, pairs: Iterable[tuple[str, str]], direction: str = "put", parallel: int | None = None,
                   progress: bool | None = None, raise_on_failure: bool = True) -> list[TransferResult]:

@@ -35,6 +35,7 @@ from pylaw.errors import (
     RemoteFileNotFoundError,
     RemoteIsADirectoryError,
     RemoteNotADirectoryError,
+    RemoteNotSupportedError,
     RemotePermissionError,
     RemoteTimeoutError,
     TransientRemoteError,
@@ -56,6 +57,8 @@ ERRNO_MAP: dict[int, type[RemoteError]] = {
     errno.ENOTDIR: RemoteNotADirectoryError,
     errno.ENOTEMPTY: RemoteDirectoryNotEmptyError,
     errno.ENODEV: RemoteDirectoryNotEmptyError,  # xrootd's answer for a non-empty directory
+    errno.EOPNOTSUPP: RemoteNotSupportedError,  # e.g. xrootd's "[3013] tpc not supported"
+    errno.ENOSYS: RemoteNotSupportedError,
     errno.ETIMEDOUT: RemoteTimeoutError,
     errno.ECONNREFUSED: RemoteConnectionError,
     errno.ECONNRESET: RemoteConnectionError,
