@@ -117,8 +117,8 @@ def bench_import(tmp: str, repeat: int = 5) -> dict[str, float]:
 
 
 def table(results: dict) -> str:
-    lines = ["| N | full run (s) | no-op rerun (s) | --print-status 1 (s) | status peak RSS (MiB) | "
-             "plain luigi full run (s) |", "|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| N | full run (s) | run peak RSS (MiB) | no-op rerun (s) | --print-status 1 (s) | "
+             "status peak RSS (MiB) | plain luigi full run (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     sizes = sorted({int(n) for key in ("pylaw", "status_only", "luigi") for n in results[key]})
 
     def cell(section: str, n: int, field: str, what: str = "") -> str:
@@ -135,6 +135,7 @@ def table(results: dict) -> str:
         status_src = ("pylaw", "status") if has_run else ("status_only", "")
         lines.append(
             f"| {n:,} | {cell('pylaw', n, 'seconds', 'run') if has_run else '–'} "
+            f"| {cell('pylaw', n, 'max_rss_mib', 'run') if has_run else '–'} "
             f"| {cell('pylaw', n, 'seconds', 'noop') if has_run else '–'} "
             f"| {cell(status_src[0], n, 'seconds', status_src[1])} "
             f"| {cell(status_src[0], n, 'max_rss_mib', status_src[1])} "
@@ -155,7 +156,12 @@ def main() -> int:
     parser.add_argument("--skip-luigi", action="store_true", help="do not run plain luigi")
     parser.add_argument("--out", default="results.json", help="JSON file for the figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stores")
+    parser.add_argument("--table", metavar="JSON", help="only print the table of an earlier --out file")
     args = parser.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print(table(json.load(f)))
+        return 0
 
     def ints(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
