@@ -138,7 +138,7 @@ class Ranges:
 _RANGE_ITEM = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d*)\s*)?$")
 
 
-class RangeParameter(NamedParameterMixin, luigi.Parameter):
+class RangeParameter(NamedParameterMixin, luigi.Parameter[Ranges]):
     """Integer ranges such as ``0-9,15,20-`` (``20-``: from 20 to the end)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

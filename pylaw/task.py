@@ -22,7 +22,7 @@ class TaskRegister(Register):
     ``--workflow local``) makes two requests for the same work one instance, one task id.
     """
 
-    def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:
+    def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:  # noqa: N805
         super().__init__(name, bases, namespace, **kwargs)
         # Mixins (workflows, shifts) add to these sets; collect them along the whole MRO,
         # since a mixin placed after pylaw.Task would otherwise be shadowed.
@@ -32,11 +32,11 @@ class TaskRegister(Register):
                 merged.update(vars(klass).get(attr, ()))
             setattr(cls, attr, frozenset(merged))
 
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         hook = getattr(cls, "modify_param_values", None)
         if hook is None:
             return super().__call__(*args, **kwargs)
-        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))
+        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))  # type: ignore[attr-defined]
         return super().__call__(**hook(values))
 
 
@@ -85,7 +85,7 @@ class Task(luigi.Task, metaclass=TaskRegister):
         cached = cls.__dict__.get("_cached_params")
         if cached is None:
             cached = super().get_params()
-            cls._cached_params = cached
+            cls._cached_params = cached  # type: ignore[attr-defined]
         return list(cached)
 
     def setup_instance(self) -> None:

@@ -96,6 +96,6 @@ def test_bad_bytes(text):
 def test_bad_value_from_command_line_is_clear(tmp_path):
     from luigi.cmdline_parser import CmdlineParser
 
-    with pytest.raises(ParameterValueError, match="--size"):
-        with CmdlineParser.global_instance(["Params", "--version", "v", "--size", "lots"]) as cp:
-            cp.get_task_obj()
+    with pytest.raises(ParameterValueError, match="--size"), \
+            CmdlineParser.global_instance(["Params", "--version", "v", "--size", "lots"]) as cp:
+        cp.get_task_obj()

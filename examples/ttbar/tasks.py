@@ -55,7 +55,7 @@ class GenerateEvents(AnalysisTask, pylaw.LocalWorkflow):
         return self.local_target(f"events_{dataset}_{chunk}.npz")
 
     def run(self):
-        dataset, chunk = self.branch_data
+        dataset, _ = self.branch_data
         rng = np.random.default_rng([self.seed, self.branch])
         if dataset == "data":
             parts = [simulate(name, rng.poisson(DATASETS[name][1]), rng) for name in SIMULATED]

@@ -61,9 +61,10 @@ def run_interactive(task: luigi.Task) -> bool:
     elif name == "print_output":
         interactive.print_output(task, depth, out)
     elif name == "remove_output":
-        interactive.remove_output(task, depth, out, confirm=(lambda q: True) if task.yes else _confirm)
+        yes = bool(getattr(task, "yes", False))
+        interactive.remove_output(task, depth, out, confirm=(lambda q: True) if yes else _confirm)
     elif name == "fetch_output":
-        interactive.fetch_output(task, depth, task.fetch_dir, out)
+        interactive.fetch_output(task, depth, str(getattr(task, "fetch_dir", ".")), out)
     return True
 
 

@@ -37,7 +37,7 @@ def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
     result = []
     for leaf in leaves:
         key = leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None
-        if key is None:
+        if key is None or not isinstance(leaf, FileSystemTarget):
             result.append(leaf.exists())
             continue
         names = listings.get(key)
@@ -96,10 +96,10 @@ class TargetCollection(luigi.target.Target):
                 owners.append(index)
                 leaves.append(leaf)
         exists = [True] * len(keys)
-        for index, flag in zip(owners, existing_leaves(leaves)):
+        for index, flag in zip(owners, existing_leaves(leaves), strict=True):
             if not flag:
                 exists[index] = False
-        return dict(zip(keys, exists))
+        return dict(zip(keys, exists, strict=True))
 
     def count(self) -> int:
         """Number of existing elements."""
@@ -122,7 +122,7 @@ class SiblingFileCollection(TargetCollection):
 
     def __init__(self, targets: Mapping | Sequence, threshold: float | int = 1.0) -> None:
         super().__init__(targets, threshold)
-        leaves = list(iter_leaves(self))
+        leaves = [leaf for leaf in iter_leaves(self) if isinstance(leaf, FileSystemTarget)]
         parents = {leaf.parent.path for leaf in leaves}
         if len(parents) > 1:
             raise ValueError(f"SiblingFileCollection needs files in one directory, got {len(parents)}: "

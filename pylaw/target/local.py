@@ -7,6 +7,7 @@ mid-write never leaves a file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Hashable, Iterator
@@ -84,10 +85,8 @@ class AtomicFile:
         self._remove_tmp()
 
     def _remove_tmp(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(self.tmp_path)
-        except FileNotFoundError:
-            pass
 
 
 class LocalTargetMixin:
@@ -134,7 +133,7 @@ class LocalFileTarget(LocalTargetMixin, FileTarget):
             return AtomicFile(self.path, mode, **kwargs)  # type: ignore[return-value]
         if "a" in mode:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        return open(self.path, mode, **kwargs)  # noqa: SIM115
+        return open(self.path, mode, **kwargs)
 
     @contextmanager
     def localize(self, mode: str = "r") -> Iterator[LocalFileTarget]:

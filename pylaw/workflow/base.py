@@ -13,7 +13,7 @@ another branch number) so that checking 100k outputs does not build 100k Luigi t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
 
@@ -64,6 +64,14 @@ class BaseWorkflow:
     # attributes set per instance
     branch_data: Any
     workflow_proxy: WorkflowProxy
+
+    if TYPE_CHECKING:  # provided by the pylaw.Task this mixin is combined with
+        param_kwargs: dict[str, Any]
+
+        @classmethod
+        def get_task_family(cls) -> str: ...
+
+        def req(self, cls: type, **overrides: Any) -> Any: ...
 
     @classmethod
     def modify_param_values(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +158,7 @@ class BaseWorkflow:
     def with_branch(self, branch: int) -> Any:
         # Every value passed explicitly: Luigi then skips its per-parameter config
         # look-ups, which otherwise dominate building thousands of branches.
-        return type(self)(**{**self.param_kwargs, "branch": branch})  # type: ignore[attr-defined]
+        return type(self)(**{**self.param_kwargs, "branch": branch})
 
     def branch_numbers(self) -> list[int]:
         """The branches this workflow covers: all, or those selected by ``--branches``."""
@@ -185,7 +193,7 @@ class BaseWorkflow:
         params = template.param_kwargs
         cls = type(template)
         for n in numbers:
-            view = cls.__new__(cls)
+            view = object.__new__(cls)
             view.__dict__.update(base)
             view.branch, view.branch_data = n, branch_map[n]
             view.param_kwargs = {**params, "branch": n}
@@ -196,7 +204,8 @@ class BaseWorkflow:
         collection = self.__dict__.get("_workflow_output")
         if collection is None:
             numbers = self.branch_numbers()
-            collection = TargetCollection(dict(zip(numbers, (v.output() for v in self.branch_views(numbers)))))
+            outputs = (view.output() for view in self.branch_views(numbers))
+            collection = TargetCollection(dict(zip(numbers, outputs, strict=True)))
             self._workflow_output = collection
         return collection
 

@@ -126,7 +126,7 @@ def test_single_branch_runs_as_plain_task():
 
 
 def test_branch_out_of_range_is_clear():
-    with pytest.raises(BranchError, match="branch 10 is not in the branch map of Count .0-9."):
+    with pytest.raises(BranchError, match=r"branch 10 is not in the branch map of Count \(0-9\)"):
         Count(version="v1", branch=10)
     with pytest.raises(BranchError, match="selects branches 10-14"):
         Count(version="v1", branches="8-14").output()
@@ -176,7 +176,7 @@ def test_branch_that_writes_nothing_fails():
 def test_workflow_choice():
     assert Count(version="v1", local=True).workflow == "local"
     assert Count(version="v1", workflow="local") is Count(version="v1", local=True)
-    with pytest.raises(WorkflowChoiceError, match="does not support --workflow 'slurm'.*supports: local"):
+    with pytest.raises(WorkflowChoiceError, match=r"does not support --workflow 'slurm'.*supports: local"):
         Count(version="v1", workflow="slurm")
 
 
