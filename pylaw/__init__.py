@@ -1,8 +1,7 @@
 """pylaw: make-like, distributed physics analyses on top of Luigi."""
 
 from pylaw.errors import PylawError
-from pylaw.parameter import (BytesParameter, CSVParameter, DurationParameter, MultiCSVParameter,
-                             RangeParameter)
+from pylaw.parameter import BytesParameter, CSVParameter, DurationParameter, MultiCSVParameter, RangeParameter
 from pylaw.target.collection import SiblingFileCollection, TargetCollection
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
 from pylaw.task import Task
@@ -12,7 +11,18 @@ from pylaw.workflow.local import LocalWorkflow
 __version__ = "0.1.0"
 
 __all__ = [
-    "BaseWorkflow", "LocalWorkflow", "BytesParameter", "CSVParameter", "DurationParameter", "LocalDirectoryTarget",
-    "LocalFileTarget", "MultiCSVParameter", "PylawError", "RangeParameter",
-    "SiblingFileCollection", "TargetCollection", "Task", "__version__",
+                             "BaseWorkflow",
+                             "BytesParameter",
+                             "CSVParameter",
+                             "DurationParameter",
+                             "LocalDirectoryTarget",
+                             "LocalFileTarget",
+                             "LocalWorkflow",
+                             "MultiCSVParameter",
+                             "PylawError",
+                             "RangeParameter",
+                             "SiblingFileCollection",
+                             "TargetCollection",
+                             "Task",
+                             "__version__",
 ]
