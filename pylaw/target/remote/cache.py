@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -106,7 +107,9 @@ class CacheEntry:
                 os.remove(name)
 
     def touch(self) -> None:
-        os.utime(self.lock)
+        """Record an access; an explicit time, as file-system clocks tick only every few ms."""
+        now = time.time_ns()
+        os.utime(self.lock, ns=(now, now))
 
 
 class RemoteCache:

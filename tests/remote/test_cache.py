@@ -1,0 +1,120 @@
+"""The local cache: one remote stat per hit, validation by size AND mtime, LRU, shared by processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from pylaw.target.remote.cache import RemoteCache
+from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.target import RemoteFileTarget
+
+
+@pytest.fixture(params=("root", "dav"))
+def cached_fs(request, make_fs, tmp_path):
+    return make_fs(request.param, counting=True, cache=RemoteCache(str(tmp_path / "cache"), 10**6))
+
+
+def read(fs, path: str) -> bytes:
+    with RemoteFileTarget(path, fs=fs).open("rb") as f:
+        return f.read()
+
+
+def put(fs, tmp_path, path: str, data: bytes) -> None:
+    local = tmp_path / "upload.bin"
+    local.write_bytes(data)
+    fs.put(str(local), path)
+
+
+def test_cache_hit_costs_one_stat(cached_fs, tmp_path) -> None:
+    put(cached_fs, tmp_path, "c/a.bin", b"A" * 1000)
+    assert read(cached_fs, "c/a.bin") == b"A" * 1000
+    cached_fs.interface.calls.clear()
+    for _ in range(3):
+        assert read(cached_fs, "c/a.bin") == b"A" * 1000
+    assert cached_fs.interface.calls == {"stat": 3}
+
+
+def test_new_size_invalidates(cached_fs, tmp_path) -> None:
+    put(cached_fs, tmp_path, "c/b.txt", b"old")
+    assert read(cached_fs, "c/b.txt") == b"old"
+    # another client rewrites the file (a fresh file system: no local invalidation)
+    other = RemoteFileSystem("other", cached_fs.bases, GFALInterface())
+    put(other, tmp_path, "c/b.txt", b"newer content")
+    assert read(cached_fs, "c/b.txt") == b"newer content"
+
+
+def test_new_mtime_with_same_size_invalidates(cached_fs, tmp_path, request) -> None:
+    put(cached_fs, tmp_path, "c/m.txt", b"aaaa")
+    assert read(cached_fs, "c/m.txt") == b"aaaa"
+    server = request.getfixturevalue("xrootd_server" if cached_fs.bases[0].startswith("root") else "webdav_server")
+    on_disk = server.local_path(cached_fs.bases[0].rsplit("/", 1)[-1] + "/c/m.txt")
+    with open(on_disk, "r+b") as f:  # a same-size rewrite on the server, one minute later
+        f.write(b"bbbb")
+    stat = os.stat(on_disk)
+    os.utime(on_disk, (stat.st_atime, stat.st_mtime + 60))
+    assert read(cached_fs, "c/m.txt") == b"bbbb"
+
+
+def test_truncated_entry_is_refetched(cached_fs, tmp_path) -> None:
+    put(cached_fs, tmp_path, "c/t.bin", b"T" * 500)
+    read(cached_fs, "c/t.bin")
+    entry = cached_fs.cache.entry(cached_fs, "c/t.bin")
+    with open(entry.data, "r+b") as f:
+        f.truncate(100)  # e.g. a crash while copying, or disk trouble
+    assert read(cached_fs, "c/t.bin") == b"T" * 500
+
+
+def test_lru_eviction_by_last_access(make_fs, tmp_path) -> None:
+    fs = make_fs("root", cache=RemoteCache(str(tmp_path / "lru"), max_size=250))
+    for name in "abc":
+        put(fs, tmp_path, f"lru/{name}", name.encode() * 100)
+    read(fs, "lru/a")
+    read(fs, "lru/b")
+    read(fs, "lru/a")  # a is now more recent than b
+    read(fs, "lru/c")  # 300 bytes > 250: the least recently used entry (b) goes
+    assert fs.cache.contains(fs, "lru/a") and fs.cache.contains(fs, "lru/c")
+    assert not fs.cache.contains(fs, "lru/b")
+    assert fs.cache.size() == 200
+
+
+def test_file_larger_than_the_cache_is_read_directly(make_fs, tmp_path) -> None:
+    fs = make_fs("dav", cache=RemoteCache(str(tmp_path / "small"), max_size=10))
+    put(fs, tmp_path, "big.bin", b"x" * 100)
+    assert read(fs, "big.bin") == b"x" * 100
+    assert fs.cache.size() == 0
+
+
+def test_writes_and_removals_invalidate(cached_fs, tmp_path) -> None:
+    target = RemoteFileTarget("c/w.txt", fs=cached_fs)
+    target.dump("one", formatter="text")
+    assert target.load(formatter="text") == "one"
+    target.dump("two!", formatter="text")
+    assert not cached_fs.cache.contains(cached_fs, "c/w.txt")
+    assert target.load(formatter="text") == "two!"
+    target.remove()
+    assert not cached_fs.cache.contains(cached_fs, "c/w.txt")
+
+
+def _fetch_in_process(base: str, cache_root: str, path: str) -> bytes:
+    fs = RemoteFileSystem("shared", [base], GFALInterface(), cache=RemoteCache(cache_root, 10**6))
+    local = fs.cache.fetch(fs, path)
+    assert local is not None
+    with open(local, "rb") as f:
+        return f.read()
+
+
+def test_processes_share_one_cache(make_fs, tmp_path) -> None:
+    fs = make_fs("root", name="shared")
+    data = os.urandom(200_000)
+    put(fs, tmp_path, "shared/data.bin", data)
+    cache_root = str(tmp_path / "shared-cache")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(_fetch_in_process, [(fs.bases[0], cache_root, "shared/data.bin")] * 8)
+    assert all(result == data for result in results)
+    cache = RemoteCache(cache_root, 10**6)
+    assert cache.size() == len(data)  # one entry, downloaded under its lock
+    assert not [n for n in os.listdir(cache.entry(fs, "shared/data.bin").directory) if n.startswith(".pylaw-tmp")]
