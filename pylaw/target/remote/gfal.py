@@ -106,7 +106,7 @@ def map_gerror(exc: Exception, operation: str, url: str) -> RemoteError:
     if cls is None or cls is TransientRemoteError:
         lowered = message.lower()
         cls = next((hint for text, hint in MESSAGE_HINTS if text in lowered), cls or RemoteError)
-    text = f"gfal2 {operation} failed for {redact(url)}: {message} (errno {code})"
+    text = f"gfal2 {operation} failed for {redact(url)}: {redact(message)} (errno {code})"
     advice = ADVICE.get(cls)
     return cls(f"{text}; {advice}" if advice else text, operation=operation, url=redact(url), code=code)
 

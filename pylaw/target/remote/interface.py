@@ -27,13 +27,19 @@ class RemoteStat:
     is_dir: bool
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@]*@")
-_QUERY = re.compile(r"\?.*$")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_QUERY = re.compile(r"(://[^\s?]*)\?[^\s]*")
 
 
-def redact(url: str) -> str:
-    """``url`` without user info and query string, where credentials and tokens hide; for messages."""
-    return _QUERY.sub("?<redacted>", _USERINFO.sub("<redacted>@", url)) if ("@" in url or "?" in url) else url
+def redact(text: str) -> str:
+    """``text`` (a URL or a message with URLs) without user info and query strings.
+
+    Credentials and tokens hide there (``davs://user:pw@host``, ``?authz=...``); every
+    message pylaw builds from a URL goes through this, so they never reach a log.
+    """
+    if "@" not in text and "?" not in text:
+        return text
+    return _QUERY.sub(r"\1?<redacted>", _USERINFO.sub("<redacted>@", text))
 
 
 class FileInterface(abc.ABC):

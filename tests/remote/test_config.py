@@ -1,0 +1,54 @@
+"""Parsing of [storage:NAME] sections: good values, and clear errors for bad ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from pylaw.errors import ConfigError, StorageConfigError
+from pylaw.target.remote.config import parse_section, parse_size, split_bases
+from pylaw.target.remote.filesystem import RemoteFileSystem
+
+
+def test_full_section() -> None:
+    config = parse_section("dcache", {
+        "base": "davs://door.example.org:2880/pnfs/data/\n root://door.example.org//pnfs/data",
+        "base_listdir": "root://door.example.org//pnfs/data",
+        "cache_root": "/tmp/c", "cache_max_size": "2GiB", "retries": "5", "retry_delay": "0.25",
+        "timeout": "30", "parallel": "16", "gfal_options": "HTTP PLUGIN:INSECURE=true; core:namespace_timeout=20",
+    })
+    assert config.bases == ("davs://door.example.org:2880/pnfs/data", "root://door.example.org//pnfs/data")
+    assert config.bases_for("listdir") == ("root://door.example.org//pnfs/data",)
+    assert config.bases_for("stat") == config.bases
+    assert (config.cache_max_size, config.retries, config.retry_delay, config.timeout, config.parallel) == \
+        (2 * 2**30, 5, 0.25, 30.0, 16)
+    assert config.gfal_options == {"HTTP PLUGIN:INSECURE": True, "CORE:NAMESPACE_TIMEOUT": 20}
+
+
+def test_filesystem_from_config_uses_every_key() -> None:
+    config = parse_section("x", {"base": "root://h//a, root://h2//a", "retries": "2", "cache_root": "/tmp/c"})
+    fs = RemoteFileSystem.from_config(config)
+    assert fs.bases == ("root://h//a", "root://h2//a")
+    assert fs.retry.attempts == 3
+    assert fs.cache is not None and fs.cache.root == "/tmp/c"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({}, "needs `base = <url>`"),
+    ({"base": "/just/a/path"}, "is not a URL"),
+    ({"base": "root://h//a", "retries": "many"}, "retries = 'many' is not an integer"),
+    ({"base": "root://h//a", "timeout": "-1"}, "must not be negative"),
+    ({"base": "root://h//a", "cache_max_size": "lots"}, "is not a size"),
+    ({"base": "root://h//a", "bse": "typo"}, "unknown keys \\['bse'\\]"),
+    ({"base": "root://h//a", "gfal_options": "INSECURE"}, "must read GROUP:KEY=value"),
+])
+def test_malformed_sections_raise_config_errors(raw, message) -> None:
+    with pytest.raises(StorageConfigError, match=message) as info:
+        parse_section("bad", raw)
+    assert isinstance(info.value, ConfigError) and "[storage:bad]" in str(info.value)
+
+
+def test_sizes_and_bases() -> None:
+    assert parse_size("10GB", "x") == 10 * 10**9
+    assert parse_size("512MiB", "x") == 512 * 2**20
+    assert parse_size("1234", "x") == 1234
+    assert split_bases("a://x/, b://y  c://z") == ("a://x", "b://y", "c://z")

@@ -1,0 +1,105 @@
+"""GError mapping, the retry policy, and base-URL fallback against real servers."""
+
+from __future__ import annotations
+
+import errno
+import random
+
+import pytest
+
+from pylaw.errors import (
+    RemoteConnectionError,
+    RemoteDirectoryNotEmptyError,
+    RemoteError,
+    RemoteFileNotFoundError,
+    RemoteNotADirectoryError,
+    RemotePermissionError,
+    RemoteTimeoutError,
+    StorageConfigError,
+    TransientRemoteError,
+)
+from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.gfal import GFALInterface, map_gerror
+from pylaw.target.remote.interface import redact
+from pylaw.target.remote.retry import RetryPolicy
+from tests.services._process import free_port
+
+
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    (errno.ENOENT, "Failed to stat file (No such file or directory)", RemoteFileNotFoundError),
+    (errno.EACCES, "Permission denied", RemotePermissionError),
+    (errno.ENODEV, "Failed to delete directory (No such device)", RemoteDirectoryNotEmptyError),
+    (84, "Not a directory (Not a directory)", RemoteNotADirectoryError),  # xrootd's listdir of a file
+    (errno.ECONNREFUSED, "Failed to stat file (Connection refused)", RemoteConnectionError),
+    (errno.EHOSTDOWN, "Result Could not connect to server after 1 attempts", RemoteConnectionError),
+    (errno.ETIMEDOUT, "Operation expired", RemoteTimeoutError),
+    (errno.EIO, "Result HTTP 500 : Internal Server Error", TransientRemoteError),
+    (errno.EINVAL, "something odd", RemoteError),
+])
+def test_gerror_mapping(gfal2_module, code, message, expected) -> None:
+    url = "root://user:S3CR3T@host//a?authz=TOKEN123"
+    error = map_gerror(gfal2_module.GError(f"{message} on {url}", code), "stat", url)
+    assert type(error) is expected
+    assert error.code == code and error.operation == "stat"
+    for secret in ("S3CR3T", "TOKEN123"):
+        assert secret not in str(error) and secret not in error.url
+    assert "gfal2 stat failed for root://<redacted>@host//a" in str(error)
+    assert issubclass(expected, TransientRemoteError) == isinstance(error, TransientRemoteError)
+
+
+def test_redact_keeps_plain_urls() -> None:
+    assert redact("davs://door:2880/pnfs/a") == "davs://door:2880/pnfs/a"
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    policy = RetryPolicy(attempts=6, delay=1.0, max_delay=4.0, jitter=0.5)
+    rng = random.Random(1)
+    assert policy.backoff(1) == 0.0
+    for attempt, base in [(2, 1.0), (3, 2.0), (4, 4.0), (5, 4.0)]:
+        delays = [policy.backoff(attempt, rng) for _ in range(50)]
+        assert all(0.5 * base <= d <= 1.5 * base for d in delays)
+        assert len(set(delays)) > 1
+    with pytest.raises(StorageConfigError):
+        RetryPolicy(attempts=0)
+
+
+def dead_url() -> str:
+    return f"root://127.0.0.1:{free_port()}//nothing"
+
+
+def test_fallback_to_the_next_base(base_url_for, tmp_path) -> None:
+    sleeps: list[float] = []
+    live = base_url_for("root")
+    fs = RemoteFileSystem("fallback", [dead_url(), live], GFALInterface(), RetryPolicy(attempts=2, delay=0.01),
+                          sleep=sleeps.append)
+    local = tmp_path / "x"
+    local.write_text("x")
+    fs.put(str(local), "/f/x")
+    assert fs.listdir("/f") == ["x"]
+    assert sleeps == []  # the second base answered within the first round
+
+
+def test_transient_errors_are_retried_then_raised_clearly(gfal2_module) -> None:
+    sleeps: list[float] = []
+    fs = RemoteFileSystem("dead", [dead_url()], GFALInterface(),
+                          RetryPolicy(attempts=3, delay=0.01, jitter=0.0), sleep=sleeps.append)
+    with pytest.raises(RemoteConnectionError, match=r"stat of '/a' on storage element 'dead' failed 3 time"):
+        fs.stat("/a")
+    assert sleeps == [0.01, 0.02]
+
+
+def test_non_transient_errors_are_not_retried(make_fs) -> None:
+    sleeps: list[float] = []
+    fs = make_fs("root", counting=True, sleep=sleeps.append)
+    with pytest.raises(RemoteFileNotFoundError):
+        fs.stat("/missing")
+    assert fs.interface.calls == {"stat": 1} and sleeps == []
+
+
+def test_operation_bases_override(make_fs, base_url_for) -> None:
+    fs = make_fs("root")
+    other = base_url_for("dav")
+    fs.operation_bases = {"listdir": (other,)}
+    fs.mkdir("/only-on-root")
+    assert fs.exists("/only-on-root")
+    assert "only-on-root" not in fs.listdir("/")
