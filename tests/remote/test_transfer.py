@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_put_and_get_many(make_fs, sources, tmp_path, backend_name) -> None:
     back = fs.copy_many([(dst, str(tmp_path / "back" / dst)) for _, dst in pairs], "get", parallel=6)
     assert all(r.ok for r in back)
     for src, dst in pairs:
-        assert (tmp_path / "back" / dst).read_text() == open(src).read()
+        assert (tmp_path / "back" / dst).read_text() == Path(src).read_text()
 
 
 def test_failures_are_per_file_and_not_retried_when_permanent(make_fs, sources, tmp_path) -> None:
@@ -67,7 +68,7 @@ def test_collection_fetch_and_upload(make_fs, sources, tmp_path) -> None:
     assert len(results) == 4 and all(r.ok for r in results)
     fetched = fetch(TargetCollection(targets), str(tmp_path / "fetched"))
     assert len(fetched) == 4  # the missing fifth output is skipped
-    assert (tmp_path / "fetched" / "outputs" / "o3.txt").read_text() == open(sources[3]).read()
+    assert (tmp_path / "fetched" / "outputs" / "o3.txt").read_text() == Path(sources[3]).read_text()
     with pytest.raises(TypeError, match="remote file targets only"):
         fetch([RemoteFileTarget("a", fs=fs), "not a target"], str(tmp_path))
 
