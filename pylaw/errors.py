@@ -12,6 +12,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── TaskNotFoundError          (LookupError)  a task name no indexed module defines
     ├── FormatterError             (ValueError)   no formatter for a file extension
     ├── BranchFailuresError        (RuntimeError) branches of a local workflow failed
+    ├── ShiftError                 (ValueError)   an unknown or malformed systematic shift
     │
     │   remote storage (pylaw.target.remote), see below
     ├── StorageConfigError         (ConfigError)  a [storage:NAME] section is missing or malformed
@@ -73,6 +74,10 @@ class TaskNotFoundError(PylawError, LookupError):
 
 class FormatterError(PylawError, ValueError):
     """No formatter can read or write the requested file."""
+
+
+class ShiftError(PylawError, ValueError):
+    """A shift name that is malformed or whose source the analysis does not declare."""
 
 
 class BranchFailuresError(PylawError, RuntimeError):

@@ -17,6 +17,7 @@ from luigi.cmdline_parser import CmdlineParser
 
 from pylaw import config, interactive
 from pylaw.cli.index import build_index, find_module, read_index
+from pylaw.cli.shifts import load_task_class, shift_table
 from pylaw.errors import PylawError
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("--module", action="append", help="module to index (default: [pylaw] modules)")
     sub.add_parser("list", help="list the indexed tasks")
     sub.add_parser("config", help="print the effective configuration")
+    shifts = sub.add_parser("shifts", help="table of which task implements, inherits or reuses each shift")
+    shifts.add_argument("module", help="module defining the task")
+    shifts.add_argument("task", help="the most downstream task of the table")
     try:
         if args[:1] == ["run"]:
             return run(args[1:])
@@ -115,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{family:40s} {module}")
         elif ns.command == "config":
             print_config()
+        elif ns.command == "shifts":
+            print(shift_table(load_task_class(ns.module, ns.task)))
         return 0
     except PylawError as exc:
         print(f"pylaw: error: {exc}", file=sys.stderr)
