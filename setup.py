@@ -18,7 +18,7 @@ setup(
         "gfal": ["gfal2-python"],
         "htcondor": ["htcondor"],
         "plot": ["matplotlib"],
-        "test": ["pytest", "pytest-timeout", "numpy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
+        "test": ["pytest", "pytest-timeout", "numpy", "scipy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
                  "cheroot"],
         "docs": ["sphinx"],
     },

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import PYTHON, ROOT, cli_env
 
 pytest.importorskip("numpy")
+pytest.importorskip("scipy")
 pytest.importorskip("matplotlib")
 
 
@@ -27,13 +28,23 @@ def test_example_runs_end_to_end_and_is_make_like(tmp_path):
     assert result.returncode == 0, result.stderr
     store = tmp_path / "store"
     plot = store / "Plot" / "v1" / "n_chunks=4" / "seed=42" / "mass.png"
+    # the seed's shift table: what ran is what is in the store, one directory per effective shift
+    ran = {task: sorted(p.name for p in (store / task / "v1").iterdir())
+           for task in ("Selection", "Reconstruction", "Evaluation")}
+    assert ran["Selection"] == ["shift=nominal"]
+    assert ran["Reconstruction"] == ["shift=jer_down", "shift=jer_up", "shift=jes_down", "shift=jes_up",
+                                     "shift=nominal"]
+    assert len(ran["Evaluation"]) == 9
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fit = json.loads((store / "Inference" / "v1" / "n_chunks=4" / "seed=42" / "inference.json").read_text())
     low, high = fit["mu_68_interval"]
     assert low <= 1.0 <= high, "the toy data is generated with mu = 1"
+    stat_low, stat_high = fit["stat_only"]["mu_68_interval"]
+    assert high - low > stat_high - stat_low, "systematic shifts must widen the interval"
 
     generated = store / "GenerateEvents" / "v1" / "n_chunks=4" / "seed=42"
-    selected = store / "Selection" / "v1" / "n_chunks=4" / "seed=42" / "min_jets=3" / "min_jet_pt=30.0"
+    selected = store / "Selection" / "v1" / "shift=nominal" / "n_chunks=4" / "seed=42" / "min_jets=3"
+    selected = selected / "min_jet_pt=30.0"
     before_gen, before_sel = mtimes(generated), mtimes(selected)
     plot_mtime = plot.stat().st_mtime_ns
     assert len(before_gen) == 16 and len(before_sel) == 16

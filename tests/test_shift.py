@@ -125,7 +125,7 @@ def test_undeclared_shifted_requirement_is_an_error():
         def requires(self):
             return self.req(Reconstruction)
 
-    with pytest.raises(ShiftError, match="does not list it in Sloppy.upstream"):
+    with pytest.raises(ShiftError, match=r"does not list it in Sloppy\.upstream"):
         Sloppy(version="v1").requires()
 
 

@@ -7,7 +7,7 @@ root=$(cd "$here/../.." && pwd)
 venv=${PYLAW_VENV:-$root/.venv}
 if [ ! -x "$venv/bin/pyl" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -e "$root[plot]" numpy
+    "$venv/bin/pip" install -q -e "$root[plot]" numpy scipy
 fi
 cd "$root"
 export LUIGI_CONFIG_PATH="$here/luigi.cfg"

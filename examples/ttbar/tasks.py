@@ -3,7 +3,13 @@
 GenerateEvents (workflow: dataset x chunk) -> Selection (workflow, same branches) ->
 Reconstruction -> Evaluation (histograms) -> Inference (signal-strength fit) -> Plot.
 
-Run it with ``examples/ttbar/run.sh`` or ``pyl Plot --version v1 --local``.
+Systematic shifts follow "implement as late as possible": Reconstruction implements the
+jet energy scale and resolution (JES, JER), Evaluation the PDF and scale (Q2) weights;
+Selection implements none, so every shift reuses its nominal output. Inference combines
+all nine variations of Evaluation into a profile-likelihood fit.
+
+Run it with ``examples/ttbar/run.sh`` or ``pyl Plot --version v1 --local``;
+``pylaw shifts examples.ttbar.tasks Inference`` prints the shift table.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ DATASETS = {
 }
 SIMULATED = [name for name, (kind, _) in DATASETS.items() if kind != "data"]
 MASS_BINS = np.linspace(50.0, 250.0, 41)
+SOURCES = ("jes", "jer", "pdf", "q2")
+
+pylaw.register_shift_sources(*SOURCES)
 
 
 def simulate(dataset: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -68,8 +77,11 @@ class GenerateEvents(AnalysisTask, pylaw.LocalWorkflow):
         self.output().dump(events)
 
 
-class Selection(AnalysisTask, pylaw.LocalWorkflow):
+class Selection(AnalysisTask, pylaw.ShiftTask, pylaw.LocalWorkflow):
     """Keeps events with at least three jets and a hard leading jet, chunk by chunk."""
+
+    shifts = frozenset()  # no variation changes the selection: shared by all shifts
+    upstream = (GenerateEvents,)
 
     min_jets = luigi.IntParameter(default=3)
     min_jet_pt = luigi.FloatParameter(default=30.0)
@@ -93,8 +105,15 @@ class Selection(AnalysisTask, pylaw.LocalWorkflow):
         self.output().dump({key: values[keep] for key, values in events.items()})
 
 
-class Reconstruction(AnalysisTask):
-    """Merges the selected chunks of each dataset and reconstructs the mass."""
+class Reconstruction(AnalysisTask, pylaw.ShiftTask):
+    """Merges the selected chunks of each dataset and reconstructs the mass (JES, JER here)."""
+
+    shifts = frozenset({"jes_up", "jes_down", "jer_up", "jer_down"})
+    upstream = (Selection,)
+
+    #: jet energy scale factor and relative resolution per shift (simulation only)
+    JES = {"jes_up": 1.03, "jes_down": 0.97}
+    JER = {"jer_up": 0.08, "jer_down": 0.02}
 
     def requires(self):
         return self.req(Selection)
@@ -105,18 +124,25 @@ class Reconstruction(AnalysisTask):
     def run(self):
         collection = self.input()
         branch_map = self.requires().get_branch_map()
-        for dataset, target in self.output().items():
+        for index, (dataset, target) in enumerate(self.output().items()):
             chunks = [collection[b].load() for b, (name, _) in branch_map.items() if name == dataset]
             merged = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
-            merged["mass_reco"] = merged["mass"] * self.jet_energy_scale()
+            merged["mass_reco"] = self.reconstruct(merged["mass"], simulated=dataset != "data", seed=index)
             target.dump(merged)
 
-    def jet_energy_scale(self) -> float:
-        return 1.0
+    def reconstruct(self, mass: np.ndarray, simulated: bool, seed: int) -> np.ndarray:
+        """Detector smearing (5 %); the shifts change scale and resolution of simulation only."""
+        rng = np.random.default_rng([self.seed, seed])  # same smearing numbers for every shift
+        scale = self.JES.get(self.shift, 1.0) if simulated else 1.0
+        resolution = self.JER.get(self.shift, 0.05) if simulated else 0.05
+        return mass * scale * (1.0 + resolution * rng.standard_normal(len(mass)))
 
 
-class Evaluation(AnalysisTask):
-    """Histograms of the reconstructed mass per dataset, as JSON."""
+class Evaluation(AnalysisTask, pylaw.ShiftTask):
+    """Histograms of the reconstructed mass per dataset, as JSON (PDF, Q2 weights here)."""
+
+    shifts = frozenset({"pdf_up", "pdf_down", "q2_up", "q2_down"})
+    upstream = (Reconstruction,)
 
     def requires(self):
         return self.req(Reconstruction)
@@ -128,19 +154,66 @@ class Evaluation(AnalysisTask):
         histograms = {}
         for dataset, target in self.input().items():
             events = target.load()
-            counts, _ = np.histogram(events["mass_reco"], MASS_BINS, weights=events["weight"])
-            sumw2, _ = np.histogram(events["mass_reco"], MASS_BINS, weights=events["weight"] ** 2)
+            weights = events["weight"] * self.theory_weight(dataset, events["mass_reco"])
+            counts, _ = np.histogram(events["mass_reco"], MASS_BINS, weights=weights)
+            sumw2, _ = np.histogram(events["mass_reco"], MASS_BINS, weights=weights**2)
             histograms[dataset] = {"counts": counts.tolist(), "sumw2": sumw2.tolist()}
-        self.output().dump({"bins": MASS_BINS.tolist(), "histograms": histograms})
+        self.output().dump({"bins": MASS_BINS.tolist(), "shift": self.shift, "histograms": histograms})
+
+    def theory_weight(self, dataset: str, mass: np.ndarray) -> np.ndarray:
+        """PDF: signal normalisation +-6 %; Q2: ttbar normalisation +-8 % with a slope in mass."""
+        sign = 1.0 if self.shift.endswith("_up") else -1.0
+        if self.shift.startswith("pdf") and dataset == "tth":
+            return np.full(len(mass), 1.0 + 0.06 * sign)
+        if self.shift.startswith("q2") and dataset == "ttbar":
+            return 1.0 + sign * (0.08 + 0.0004 * (mass - 100.0))
+        return np.ones(len(mass))
 
 
-def fit_signal_strength(data, signal, background, grid=None) -> dict:
-    """Binned Poisson likelihood scan of the signal strength mu: best fit and 95% CL upper limit."""
-    grid = np.linspace(0.0, 5.0, 501) if grid is None else grid
+def template_shifts(hists: dict, process: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per source: (up - nominal, nominal - down) of one process's histogram."""
+    nominal = np.asarray(hists["nominal"][process]["counts"])
+    return {source: (np.asarray(hists[f"{source}_up"][process]["counts"]) - nominal,
+                     nominal - np.asarray(hists[f"{source}_down"][process]["counts"]))
+            for source in SOURCES}
+
+
+def fit_signal_strength(data, signal, background, signal_shifts=None, background_shifts=None, grid=None) -> dict:
+    """Profile-likelihood scan of the signal strength mu.
+
+    Binned Poisson likelihood; each systematic source is a nuisance parameter theta with a
+    unit Gaussian constraint, interpolating linearly between the down, nominal and up
+    templates. Returns the best fit, the 68 % interval and the 95 % CL upper limit.
+    """
+    from scipy.optimize import minimize
+
+    grid = np.linspace(0.0, 3.0, 151) if grid is None else grid
     data, signal, background = map(np.asarray, (data, signal, background))
-    expected = np.clip(grid[:, None] * signal[None, :] + background[None, :], 1e-9, None)
-    nll = (expected - data[None, :] * np.log(expected)).sum(axis=1)
-    q = 2.0 * (nll - nll.min())
+    sources = sorted(signal_shifts or {})
+
+    def expected(mu: float, theta: np.ndarray) -> np.ndarray:
+        sig, bkg = signal.astype(float), background.astype(float)
+        for t, source in zip(theta, sources, strict=True):
+            up_s, down_s = signal_shifts[source]
+            up_b, down_b = background_shifts[source]
+            sig = sig + (t * up_s if t >= 0 else t * down_s)
+            bkg = bkg + (t * up_b if t >= 0 else t * down_b)
+        return np.clip(mu * sig + bkg, 1e-9, None)
+
+    def nll(mu: float, theta: np.ndarray) -> float:
+        lam = expected(mu, theta)
+        return float((lam - data * np.log(lam)).sum() + 0.5 * np.dot(theta, theta))
+
+    theta = np.zeros(len(sources))
+    profile = []
+    for mu in grid:
+        if sources:
+            result = minimize(lambda t, mu=mu: nll(mu, t), theta, method="Powell")
+            theta = result.x
+            profile.append(result.fun)
+        else:
+            profile.append(nll(mu, theta))
+    q = 2.0 * (np.array(profile) - min(profile))
     best = int(np.argmin(q))
     above = np.nonzero((q > 3.84) & (np.arange(len(grid)) > best))[0]
     inside = np.nonzero(q <= 1.0)[0]
@@ -148,30 +221,43 @@ def fit_signal_strength(data, signal, background, grid=None) -> dict:
         "mu_best": float(grid[best]),
         "mu_68_interval": [float(grid[inside[0]]), float(grid[inside[-1]])],
         "mu_upper_limit_95": float(grid[above[0]]) if len(above) else None,
-        "q_scan": {"mu": grid[::25].tolist(), "q": q[::25].tolist()},
+        "nuisances": sources,
+        "q_scan": {"mu": grid[::10].tolist(), "q": q[::10].tolist()},
     }
 
 
 class Inference(AnalysisTask):
-    """Fits the signal strength to the data histogram."""
+    """Fits the signal strength with every systematic variation of the histograms."""
+
+    upstream = (Evaluation,)
 
     def requires(self):
-        return self.req(Evaluation)
+        return pylaw.req_shifts(self, Evaluation)  # nominal and all 8 shifts, shared where possible
 
     def output(self):
         return self.local_target("inference.json")
 
     def run(self):
-        hists = self.input().load()["histograms"]
-        background = np.sum([hists[name]["counts"] for name in SIMULATED if name != "tth"], axis=0)
-        self.output().dump(fit_signal_strength(hists["data"]["counts"], hists["tth"]["counts"], background))
+        hists = {shift: target.load()["histograms"] for shift, target in self.input().items()}
+        backgrounds = [name for name in SIMULATED if name != "tth"]
+        nominal = hists["nominal"]
+        background = np.sum([nominal[b]["counts"] for b in backgrounds], axis=0)
+        signal_shifts = template_shifts(hists, "tth")
+        per_background = [template_shifts(hists, b) for b in backgrounds]
+        background_shifts = {s: tuple(np.sum([p[s][i] for p in per_background], axis=0) for i in (0, 1))
+                             for s in SOURCES}
+        result = fit_signal_strength(nominal["data"]["counts"], nominal["tth"]["counts"], background,
+                                     signal_shifts, background_shifts)
+        result["stat_only"] = fit_signal_strength(nominal["data"]["counts"], nominal["tth"]["counts"],
+                                                  background)
+        self.output().dump(result)
 
 
 class Plot(AnalysisTask):
-    """Data, stacked backgrounds and the signal, with the fit result."""
+    """Data, stacked backgrounds, the signal and the systematic band, with the fit result."""
 
     def requires(self):
-        return {"hists": self.req(Evaluation), "fit": self.req(Inference)}
+        return {"hists": pylaw.req_shifts(self, Evaluation), "fit": self.req(Inference)}
 
     def output(self):
         return self.local_target("mass.png")
@@ -182,22 +268,34 @@ class Plot(AnalysisTask):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        payload = self.input()["hists"].load()
+        hists = {shift: target.load() for shift, target in self.input()["hists"].items()}
         fit = self.input()["fit"].load()
-        bins, hists = np.array(payload["bins"]), payload["histograms"]
+        bins = np.array(hists["nominal"]["bins"])
+        nominal = {name: np.array(h["counts"]) for name, h in hists["nominal"]["histograms"].items()}
         centers = 0.5 * (bins[1:] + bins[:-1])
-        fig, ax = plt.subplots(figsize=(7, 5))
         backgrounds = [name for name in SIMULATED if name != "tth"]
-        ax.hist([centers] * len(backgrounds), bins, weights=[hists[b]["counts"] for b in backgrounds],
-                stacked=True, label=backgrounds, histtype="stepfilled", alpha=0.7)
-        stacked = np.sum([hists[b]["counts"] for b in backgrounds], axis=0)
-        ax.step(bins, np.append(stacked + np.array(hists["tth"]["counts"]), 0), where="post",
-                color="red", label="ttH (on top)")
-        data = np.array(hists["data"]["counts"])
+        total = sum(nominal[name] for name in SIMULATED)
+        band = np.sqrt(sum(self.envelope(hists, total, source) ** 2 for source in SOURCES))
+
+        fig, ax = plt.subplots(figsize=(7, 5))
+        ax.hist([centers] * len(backgrounds), bins, weights=[nominal[b] for b in backgrounds], stacked=True,
+                label=backgrounds, histtype="stepfilled", alpha=0.7)
+        ax.step(bins, np.append(total, 0), where="post", color="red", label="ttH (on top)")
+        ax.fill_between(bins, np.append(total - band, 0), np.append(total + band, 0), step="post",
+                        facecolor="none", hatch="////", edgecolor="gray", linewidth=0, label="syst. unc.")
+        data = nominal["data"]
         ax.errorbar(centers, data, yerr=np.sqrt(data), fmt="ko", markersize=3, label="data")
         ax.set_xlabel("reconstructed mass [GeV]")
         ax.set_ylabel("events / bin")
-        ax.set_title(f"mu = {fit['mu_best']:.2f}, 95% CL limit {fit['mu_upper_limit_95']}")
+        low, high = fit["mu_68_interval"]
+        ax.set_title(f"mu = {fit['mu_best']:.2f} [{low:.2f}, {high:.2f}], 95% CL limit {fit['mu_upper_limit_95']}")
         ax.legend()
         self.output().dump(fig, dpi=100)
         plt.close(fig)
+
+    @staticmethod
+    def envelope(hists: dict, total: np.ndarray, source: str) -> np.ndarray:
+        """Largest deviation of the summed prediction under a source's up/down shifts."""
+        shifted = [sum(np.array(hists[f"{source}_{d}"]["histograms"][name]["counts"]) for name in SIMULATED)
+                   for d in ("up", "down")]
+        return np.maximum(abs(shifted[0] - total), abs(shifted[1] - total))
