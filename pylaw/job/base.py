@@ -109,8 +109,8 @@ class JobFileFactory(ABC):
     """Renders job requests into job files for one batch system."""
 
     @abstractmethod
-    def render(self, requests: Sequence[JobRequest], context: JobContext, arrays: bool) -> list[JobBatch]:
-        """Write job files for ``requests``: one batch per file, many requests per batch if ``arrays``."""
+    def render(self, requests: Sequence[JobRequest], context: JobContext, per_file: int) -> list[JobBatch]:
+        """Write job files for ``requests``, at most ``per_file`` requests per file (1: no arrays)."""
 
 
 class JobManager(ABC):

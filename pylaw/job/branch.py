@@ -1,38 +1,77 @@
 """Run one branch of a workflow inside a batch job: ``python -m pylaw.job.branch``.
 
-Arguments are those of ``python -m luigi`` (``--module M Task --param value ...
---branch=N``). The branch runs with a local scheduler, with its missing requirements
-(which a ``--pilot`` workflow did not run beforehand), and then its outputs are checked,
-because Luigi itself counts a ``run()`` that wrote nothing as a success. Exit codes
-(read by the job wrapper): 0 success, 4 the task failed, 5 it ran but outputs are missing.
+Arguments: ``--module MODULE TaskFamily --name=value ... --branch=N`` (an implicit
+boolean parameter that is true appears as a bare ``--name``). Values are parsed here
+with each parameter's own ``parse()``, not by Luigi's command-line parser: argparse
+would take ``--n=50`` for an abbreviation of ``--no-lock`` and a value starting with
+``-`` for an option, while a job must pass every value through verbatim.
+
+The branch runs with a local scheduler, with its missing requirements (which a
+``--pilot`` workflow did not run beforehand), and its outputs are checked afterwards,
+because Luigi counts a ``run()`` that wrote nothing as a success. Exit codes (read by
+the job wrapper): 0 success, 4 the task failed, 5 it ran but outputs are missing,
+2 the arguments are wrong.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import luigi
-from luigi.cmdline_parser import CmdlineParser
 from luigi.task import flatten
+from luigi.task_register import Register
 
 EXIT_OK = 0
+EXIT_USAGE = 2
 EXIT_TASK = 4
 EXIT_OUTPUTS = 5
 
 
+class UsageError(Exception):
+    """The job's command line does not describe a task (a bug in the job file)."""
+
+
+def parse(argv: Sequence[str]) -> tuple[str, str, dict[str, str | bool]]:
+    """``["--module", M, Family, "--a=1", "--flag"]`` -> ``(M, Family, {"a": "1", "flag": True})``."""
+    if len(argv) < 3 or argv[0] != "--module":
+        raise UsageError("usage: python -m pylaw.job.branch --module MODULE TaskFamily [--name=value ...]")
+    module, family, values = argv[1], argv[2], {}
+    for token in argv[3:]:
+        if not token.startswith("--"):
+            raise UsageError(f"unexpected argument {token!r}: parameters are passed as --name=value")
+        name, sep, value = token[2:].partition("=")
+        values[name.replace("-", "_")] = value if sep else True
+    return module, family, values
+
+
+def make_task(module: str, family: str, values: dict[str, str | bool]) -> Any:
+    importlib.import_module(module)
+    cls = Register.get_task_cls(family)
+    params = dict(cls.get_params())
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise UsageError(f"{family} has no parameters {', '.join(unknown)}")
+    kwargs = {name: value if isinstance(value, bool) else params[name].parse(value) for name, value in values.items()}
+    return cls(**kwargs)
+
+
 def main(argv: Sequence[str]) -> int:
-    args = [*argv, "--local-scheduler", "--no-lock"]
-    with CmdlineParser.global_instance(args) as parser:
-        task = parser.get_task_obj()
-        result = luigi.build([task], local_scheduler=True, no_lock=True, detailed_summary=True)
-        if not result.scheduling_succeeded:
-            print(f"pylaw-job: {task} failed: {result.summary_text}", file=sys.stderr)
-            return EXIT_TASK
-        missing = [str(target) for target in flatten(task.output()) if not target.exists()]
-        if missing:
-            print(f"pylaw-job: {task} ran but did not produce {', '.join(missing[:5])}", file=sys.stderr)
-            return EXIT_OUTPUTS
+    try:
+        task = make_task(*parse(argv))
+    except UsageError as exc:
+        print(f"pylaw-job: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = luigi.build([task], local_scheduler=True, detailed_summary=True)
+    if not result.scheduling_succeeded:
+        print(f"pylaw-job: {task} failed:\n{result.summary_text}", file=sys.stderr)
+        return EXIT_TASK
+    missing = [str(target) for target in flatten(task.output()) if not target.exists()]
+    if missing:
+        print(f"pylaw-job: {task} ran but did not produce {', '.join(missing[:5])}", file=sys.stderr)
+        return EXIT_OUTPUTS
     return EXIT_OK
 
 

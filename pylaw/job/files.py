@@ -1,0 +1,64 @@
+"""Helpers every job file factory shares: the wrapper script, the job's environment, writing files."""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+
+from pylaw.errors import JobFileError
+from pylaw.job.base import JobContext
+
+WRAPPER_NAME = "pylaw_wrapper.sh"
+
+#: environment variables that are never written into a job file, whoever asks
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY)", re.I)
+
+
+def wrapper_source() -> str:
+    """The job wrapper script shipped with pylaw (package data ``pylaw/job/wrapper.sh``)."""
+    return resources.files("pylaw.job").joinpath("wrapper.sh").read_text()
+
+
+def copy_wrapper(job_dir: str) -> str:
+    """Place the wrapper next to the job files, so running jobs do not depend on the installed pylaw."""
+    path = os.path.join(job_dir, WRAPPER_NAME)
+    source = wrapper_source()
+    try:
+        with open(path) as f:
+            if f.read() == source:
+                return path
+    except FileNotFoundError:
+        pass
+    write_script(path, source)
+    return path
+
+
+def job_environment(context: JobContext) -> dict[str, str]:
+    """The ``PYLAW_*`` variables the wrapper reads, plus the context's own ``env``.
+
+    Names that look like credentials are refused: a job file is readable by the batch
+    system's administrators and stays on disk. Pass credentials through the batch
+    system's own mechanisms (e.g. a proxy file path), never by value.
+    """
+    env = {"PYLAW_SETUP_FILE": context.setup_file, "PYLAW_VENV": context.venv,
+           "PYLAW_PYTHONPATH": os.pathsep.join(context.pythonpath),
+           "PYLAW_LOG_DIR": os.path.join(context.job_dir, "logs") if context.transfer_logs else ""}
+    for key, value in context.env.items():
+        if SECRET_NAME.search(key):
+            raise JobFileError(f"environment variable {key} looks like a credential and is not written into job "
+                               f"files of {context.task_name}; let the job read it from a file instead")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise JobFileError(f"{key!r} is not a valid environment variable name (job of {context.task_name})")
+        env[key] = value
+    return {key: value for key, value in env.items() if value}
+
+
+def write_script(path: str, text: str) -> None:
+    """Write an executable file atomically (a job may start reading it right away)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)

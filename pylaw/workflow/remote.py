@@ -1,0 +1,235 @@
+"""Remote workflows: a workflow's branches run as batch jobs, whatever the batch system.
+
+:class:`BaseRemoteWorkflow` adds the parameters every remote workflow shares and glues a
+task to the backend-independent machinery in :mod:`pylaw.job`: it builds the command
+that runs one branch on the worker, the :class:`~pylaw.job.base.JobContext`, the
+submission state file, and runs the :class:`~pylaw.job.poll.JobPoller`. A backend
+mixin (``SlurmWorkflow``, later HTCondor, ARC) only sets ``workflow_type``, its proxy,
+and returns its job manager, job file factory and batch options. No batch-system detail
+belongs in this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any, ClassVar
+
+import luigi
+from luigi.parameter import ParameterVisibility
+
+from pylaw.errors import JobFileError, RemoteWorkflowFailedError
+from pylaw.job.base import JobContext, JobFileFactory, JobManager
+from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
+from pylaw.job.state import RecordStatus, SubmissionState
+from pylaw.parameter import DurationParameter
+from pylaw.target.local import LocalFileTarget
+from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
+
+#: parameters that configure the submission, never passed on to the branch tasks in jobs
+REMOTE_PARAMS = frozenset({
+    "tasks_per_job", "parallel_jobs", "retries", "tolerance", "acceptance", "poll_interval", "walltime",
+    "max_polling_time", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs", "pilot",
+})
+#: workflow-level and interactive parameters, also not passed on
+CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "print_deps", "print_status",
+                            "print_output", "remove_output", "fetch_output", "fetch_dir", "yes"})
+
+
+class job(luigi.Config):  # noqa: N801 - the class name is the config section name
+    """The ``[job]`` config section: how jobs bootstrap their environment on the worker."""
+
+    setup_file = luigi.Parameter(default="", description="file sourced by every job before running branches")
+    venv = luigi.Parameter(default="", description="virtualenv activated by every job before running branches")
+
+
+class RemoteWorkflowProxy(WorkflowProxy):
+    """Submits the workflow's missing branches as jobs and polls them until decided."""
+
+    def requires(self) -> Any:
+        task = self.task
+        if task.pilot or task.cancel_jobs or task.cleanup_jobs:
+            return []  # --pilot: each job runs the missing upstream tasks of its branches itself
+        return task.workflow_requires()
+
+    def complete(self) -> bool:
+        task = self.task
+        if task.cancel_jobs or task.cleanup_jobs:
+            return False  # the action must run
+        outputs = task.workflow_output()
+        return bool(outputs.count() >= required_branches(task, len(outputs)))
+
+    def run(self) -> None:
+        task = self.task
+        if task.cancel_jobs or task.cleanup_jobs:
+            self.cancel_and_cleanup()
+            return
+        poller = JobPoller(
+            manager=task.remote_job_manager(), factory=task.remote_job_file_factory(),
+            context=task.remote_job_context(), state=self.load_state(), branches=task.branch_numbers(),
+            existing=lambda: {b for b, ok in task.workflow_output().existence().items() if ok},
+            settings=self.settings(), report=self.report)
+        outcome = poller.run()
+        if outcome.succeeded is False:
+            last = f"; last submission error: {poller.last_error}" if poller.last_error else ""
+            raise RemoteWorkflowFailedError(
+                f"{len(outcome.failed)} of {outcome.total} branches of {task.get_task_family()} failed for good "
+                f"({describe_numbers(outcome.failed)}) after {1 + task.retries} attempts each, more than "
+                f"--tolerance {task.tolerance:g} allows{last}. Job logs: {task.remote_job_dir()}/logs", outcome.failed)
+
+    def settings(self) -> PollSettings:
+        t = self.task
+        return PollSettings(tasks_per_job=t.tasks_per_job, parallel_jobs=t.parallel_jobs, retries=t.retries,
+                            tolerance=t.tolerance, acceptance=t.acceptance, poll_interval=t.poll_interval,
+                            max_polling_time=t.max_polling_time, no_poll=t.no_poll)
+
+    def load_state(self) -> SubmissionState:
+        target = self.task.remote_state_target()
+        if self.task.ignore_submission:
+            return SubmissionState(target, self.task.workflow)
+        return SubmissionState.load(target, self.task.workflow)
+
+    def report(self, line: str, percent: int) -> None:
+        print(line, flush=True)  # the compact per-poll status line
+        self.task.set_status_message(line)
+        self.task.set_progress_percentage(percent)
+
+    def cancel_and_cleanup(self) -> None:
+        task = self.task
+        target = task.remote_state_target()
+        if not target.exists():
+            print(f"{task.get_task_family()}: no submission state at {target.path}: nothing to cancel or clean up")
+            return
+        state = SubmissionState.load(target, task.workflow)
+        manager = task.remote_job_manager()
+        if task.cancel_jobs:
+            active = [r for r in state.jobs.values() if r.status.in_batch_system]
+            if active:
+                ids = [r.job_id for r in active if r.job_id]
+                lost = [r.batch for r in active if not r.job_id]
+                ids += [i for found in manager.find(sorted(set(lost))).values() for i in found] if lost else []
+                manager.cancel(ids)
+            for record in state.jobs.values():
+                if record.status.open:
+                    record.status = RecordStatus.CANCELLED
+            state.closed = True
+            state.save()
+            print(f"{task.get_task_family()}: cancelled {len(active)} jobs")
+        if task.cleanup_jobs:
+            manager.cleanup([r.job_id for r in state.jobs.values() if r.job_id])
+            shutil.rmtree(task.remote_job_dir(), ignore_errors=True)
+            print(f"{task.get_task_family()}: removed job files, logs and state in {task.remote_job_dir()}")
+
+
+def required_branches(task: Any, total: int) -> int:
+    """Branch outputs needed for the workflow to count as complete (tolerance and acceptance)."""
+    return min(total - tolerated_count(task.tolerance, total), accepted_count(task.acceptance, total))
+
+
+class BaseRemoteWorkflow(BaseWorkflow):
+    """Shared parameters and hooks of workflows whose branches run as batch jobs."""
+
+    workflow_proxy_cls = RemoteWorkflowProxy
+    #: the config section of the backend's options, e.g. "slurm" (set by backend mixins)
+    remote_config_section: ClassVar[str] = ""
+
+    tasks_per_job = luigi.IntParameter(default=1, significant=False, description="branches per job")
+    parallel_jobs = luigi.IntParameter(
+        default=0, significant=False, description="maximum jobs in the batch system at once; 0: no limit")
+    retries = luigi.IntParameter(default=1, significant=False, description="resubmissions of a failed job")
+    tolerance = luigi.FloatParameter(
+        default=0.0, significant=False,
+        description="branches that may fail for the workflow to count as done: a fraction if < 1, else a count")
+    acceptance = luigi.FloatParameter(
+        default=1.0, significant=False,
+        description="branches that must succeed to stop early: a fraction if <= 1, else a count")
+    poll_interval = DurationParameter(default=30.0, significant=False, description="time between polls")
+    walltime = DurationParameter(default=0.0, significant=False, description="per-job time limit; 0: default")
+    max_polling_time = DurationParameter(
+        default=172800.0, significant=False, description="stop polling after this time; 0: never")
+    no_poll = luigi.BoolParameter(default=False, significant=False, description="submit and return")
+    cancel_jobs = luigi.BoolParameter(default=False, significant=False, description="cancel the submitted jobs")
+    cleanup_jobs = luigi.BoolParameter(
+        default=False, significant=False, description="remove job files, logs and the submission state")
+    ignore_submission = luigi.BoolParameter(
+        default=False, significant=False, description="do not reattach to jobs of an earlier run")
+    transfer_logs = luigi.BoolParameter(
+        default=True, significant=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="keep one log per branch and attempt next to the job files")
+    pilot = luigi.BoolParameter(
+        default=False, significant=False, description="do not require upstream workflows; jobs run them")
+
+    # -- hooks for backends ----------------------------------------------------------
+
+    def remote_job_manager(self) -> JobManager:
+        raise NotImplementedError(f"{type(self).__name__} must implement remote_job_manager()")
+
+    def remote_job_file_factory(self) -> JobFileFactory:
+        raise NotImplementedError(f"{type(self).__name__} must implement remote_job_file_factory()")
+
+    def remote_job_options(self) -> tuple[dict[str, str], list[str]]:
+        """Backend options: named ones (e.g. partition) and verbatim extra ones."""
+        return {}, []
+
+    # -- hooks for users -------------------------------------------------------------
+
+    def remote_job_setup(self) -> tuple[str, str]:
+        """The bootstrap hook: ``(setup file to source, venv to activate)``; default: ``[job]`` config."""
+        section = job()
+        return section.setup_file, section.venv
+
+    def remote_job_env(self) -> dict[str, str]:
+        """Extra environment variables written into job files (never credentials)."""
+        return {}
+
+    # -- job files -------------------------------------------------------------------
+
+    def remote_job_dir(self) -> str:
+        """Job files, logs and the submission state: a directory no branch output can be called."""
+        return self.local_path(f"_pylaw_{self.workflow}_jobs")  # type: ignore[attr-defined]
+
+    def remote_state_target(self) -> LocalFileTarget:
+        return LocalFileTarget(os.path.join(self.remote_job_dir(), "submission.json"))
+
+    def remote_job_context(self) -> JobContext:
+        setup_file, venv = self.remote_job_setup()
+        options, extra = self.remote_job_options()
+        return JobContext(
+            command=self.remote_branch_command(python="python" if venv else sys.executable),
+            job_dir=self.remote_job_dir(), task_name=self.get_task_family(),  # type: ignore[attr-defined]
+            setup_file=setup_file, venv=venv, pythonpath=self.remote_pythonpath(), env=self.remote_job_env(),
+            transfer_logs=self.transfer_logs, walltime=self.walltime, options=options, extra_options=extra)
+
+    def remote_branch_command(self, python: str) -> list[str]:
+        """argv running one branch of this workflow (the wrapper appends ``--branch=N``)."""
+        module = type(self).__module__
+        if module == "__main__":
+            raise JobFileError(f"{type(self).__name__} is defined in __main__, which a job cannot import; move it "
+                               f"into a module and run it with --module")
+        argv = [python, "-m", "pylaw.job.branch", "--module", module, self.get_task_family()]  # type: ignore[attr-defined]
+        for name, param in self.get_params():  # type: ignore[attr-defined]
+            if name in REMOTE_PARAMS or name in CONTROL_PARAMS:
+                continue
+            if param.visibility == ParameterVisibility.PRIVATE:
+                continue  # private values (passwords) are never written into a job file; jobs read config
+            value = self.param_kwargs[name]  # type: ignore[attr-defined]
+            flag = f"--{name.replace('_', '-')}"
+            if isinstance(param, luigi.BoolParameter) and param.parsing == param.IMPLICIT_PARSING:
+                argv += [flag] if value else []
+            elif value is not None:
+                argv.append(f"{flag}={param.serialize(value)}")
+        return [*argv, "--workflow=local"]
+
+    def remote_pythonpath(self) -> list[str]:
+        """Where jobs import this task's module and pylaw from (put first on PYTHONPATH)."""
+        paths = []
+        module = sys.modules[type(self).__module__]
+        if getattr(module, "__file__", None):
+            root = os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type]
+            for _ in range(type(self).__module__.count(".") + (module.__file__.endswith("__init__.py"))):  # type: ignore[union-attr]
+                root = os.path.dirname(root)
+            paths.append(root)
+        import pylaw
+        paths.append(os.path.dirname(os.path.dirname(os.path.abspath(pylaw.__file__))))
+        return list(dict.fromkeys(paths))

@@ -1,0 +1,46 @@
+"""Tasks that the Slurm end-to-end tests run in real batch jobs (imported by the workers).
+
+Their behaviour is steered by parameters, so one class covers every scenario: ``flaky``
+branches fail on their first attempt only (a marker file remembers the attempt),
+``broken`` branches always fail, ``sleep`` keeps jobs running long enough to kill the
+submitter or cancel them, and ``text`` is written into the output verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import luigi
+
+import pylaw
+from pylaw.parameter import CSVParameter
+from pylaw.workflow.local import LocalWorkflow
+from pylaw.workflow.slurm import SlurmWorkflow
+
+
+class Square(pylaw.Task, LocalWorkflow, SlurmWorkflow):
+    n = luigi.IntParameter(default=50)
+    flaky = CSVParameter(inner=luigi.IntParameter(), significant=False)
+    broken = CSVParameter(inner=luigi.IntParameter(), significant=False)
+    marker_dir = luigi.Parameter(default="", significant=False)
+    sleep = luigi.FloatParameter(default=0.0, significant=False)
+    text = luigi.Parameter(default="", significant=False)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def output(self):
+        return self.local_target(f"square_{self.branch}.json")
+
+    def run(self) -> None:
+        if self.branch in self.broken:
+            raise RuntimeError(f"branch {self.branch} is broken on purpose")
+        if self.branch in self.flaky:
+            marker = os.path.join(self.marker_dir, f"flaky_{self.branch}")
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                raise RuntimeError(f"branch {self.branch} fails on its first attempt on purpose")
+        time.sleep(self.sleep)
+        self.output().dump({"branch": self.branch, "square": self.branch_data**2, "text": self.text,
+                            "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID", "")})
