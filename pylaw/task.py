@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import luigi
+from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
 from pylaw import config
+from pylaw.errors import PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
 
@@ -41,6 +43,17 @@ class TaskRegister(Register):
 
 
 INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
+_interactive_enabled = False
+
+
+def enable_interactive_actions() -> None:
+    """Called by pylaw's command line, which performs the actions instead of running tasks."""
+    global _interactive_enabled
+    _interactive_enabled = True
+
+
+def interactive_actions_enabled() -> bool:
+    return _interactive_enabled
 
 
 class Task(luigi.Task, metaclass=TaskRegister):
@@ -94,6 +107,12 @@ class Task(luigi.Task, metaclass=TaskRegister):
         Mixins sit after ``luigi.Task`` in the MRO (users write ``class T(pylaw.Task,
         pylaw.LocalWorkflow)``), so hooks defined here pass control on with ``super()``.
         """
+        action = self.interactive_action()
+        if action is not None and not interactive_actions_enabled() and CmdlineParser.get_instance() is not None:
+            # Luigi's own command line would silently *run* the task instead
+            flag = "--" + action[0].replace("_", "-")
+            raise PylawError(f"{flag} is an action of pylaw's command line; use `pyl {self.get_task_family()} "
+                             f"... {flag} {action[1]}` (or `pylaw run`) instead of `luigi`")
         parent = getattr(super(), "setup_instance", None)
         if parent is not None:
             parent()

@@ -19,6 +19,7 @@ from pylaw import config, interactive
 from pylaw.cli.index import build_index, find_module, read_index
 from pylaw.cli.shifts import load_task_class, shift_table
 from pylaw.errors import PylawError
+from pylaw.task import enable_interactive_actions
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
@@ -72,6 +73,7 @@ def run_interactive(task: luigi.Task) -> bool:
 def run(args: Sequence[str]) -> int:
     """Run (or act on) a task; returns the process exit code."""
     argv = luigi_argv(args)
+    enable_interactive_actions()
     with CmdlineParser.global_instance(argv) as parser:
         if run_interactive(parser.get_task_obj()):
             return 0
