@@ -10,11 +10,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import pylaw  # noqa: E402
+import pylaw
 
 project = "pylaw"
 author = "the pylaw authors"
-copyright = "the pylaw authors, BSD-3-Clause"  # noqa: A001
+copyright = "the pylaw authors, BSD-3-Clause"
 version = release = pylaw.__version__
 
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
