@@ -35,11 +35,21 @@ class TaskRegister(Register):
             setattr(cls, attr, frozenset(merged))
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        hook = getattr(cls, "modify_param_values", None)
-        if hook is None:
-            return super().__call__(*args, **kwargs)
-        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))  # type: ignore[attr-defined]
-        return super().__call__(**hook(values))
+        values = cls.modify_param_values(  # type: ignore[attr-defined]
+            dict(cls.get_param_values(cls.get_params(), args, kwargs)))  # type: ignore[attr-defined]
+        # Luigi's own cache, keyed exactly as Register.__call__ keys it; looking it up here
+        # saves Register a second parse of every parameter (thousands of branches).
+        cache = getattr(Register, "_Register__instance_cache", None)
+        key = (cls, tuple(values.items()))
+        if cache is None:
+            return type.__call__(cls, **values)
+        try:
+            instance = cache.get(key)
+        except TypeError:  # unhashable values: Luigi does not cache those either
+            return type.__call__(cls, **values)
+        if instance is None:
+            instance = cache[key] = type.__call__(cls, **values)
+        return instance
 
 
 INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")

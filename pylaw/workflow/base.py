@@ -22,6 +22,11 @@ from pylaw.parameter import RangeParameter, Ranges
 from pylaw.target.collection import TargetCollection
 
 
+# (class, branch map) of workflows building their own branches, so that each new branch
+# takes its data from the map at hand instead of looking its workflow up again.
+_PROVIDED_MAPS: list[tuple[type, dict[int, Any]]] = []
+
+
 class WorkflowProxy:
     """What a workflow instance (branch -1) does for one workflow type.
 
@@ -100,6 +105,9 @@ class BaseWorkflow:
         if parent is not None:
             parent()
         if self.is_branch():
+            provided = _PROVIDED_MAPS[-1] if _PROVIDED_MAPS else None
+            if provided is not None and provided[0] is type(self):
+                self._branch_map = provided[1]  # built by our own workflow: no need to look it up
             branch_map = self.get_branch_map()
             if self.branch not in branch_map:
                 raise BranchError(
@@ -130,9 +138,9 @@ class BaseWorkflow:
 
     def get_branch_map(self) -> dict[int, Any]:
         """The branch map, built once per workflow and shared by its branches."""
-        if self.is_branch():
-            return self.as_workflow().get_branch_map()
         cached = self.__dict__.get("_branch_map")
+        if cached is None and self.is_branch():
+            cached = self._branch_map = self.as_workflow().get_branch_map()
         if cached is None:
             raw = self.create_branch_map()
             cached = dict(raw) if isinstance(raw, Mapping) else dict(enumerate(raw))
@@ -158,7 +166,13 @@ class BaseWorkflow:
     def with_branch(self, branch: int) -> Any:
         # Every value passed explicitly: Luigi then skips its per-parameter config
         # look-ups, which otherwise dominate building thousands of branches.
-        return type(self)(**{**self.param_kwargs, "branch": branch})
+        if branch < 0 or self.is_branch():
+            return type(self)(**{**self.param_kwargs, "branch": branch})
+        _PROVIDED_MAPS.append((type(self), self.get_branch_map()))
+        try:
+            return type(self)(**{**self.param_kwargs, "branch": branch})
+        finally:
+            _PROVIDED_MAPS.pop()
 
     def branch_numbers(self) -> list[int]:
         """The branches this workflow covers: all, or those selected by ``--branches``."""
