@@ -21,7 +21,6 @@ from pylaw.errors import BranchError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
 from pylaw.target.collection import TargetCollection
 
-
 # (class, branch map) of workflows building their own branches, so that each new branch
 # takes its data from the map at hand instead of looking its workflow up again.
 _PROVIDED_MAPS: list[tuple[type, dict[int, Any]]] = []
