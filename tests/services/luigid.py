@@ -1,0 +1,48 @@
+"""A real Luigi central scheduler (luigid) on 127.0.0.1 for the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.services._process import free_port, stop_process, unavailable, wait_for_port
+
+
+@dataclass
+class Luigid:
+    port: int
+
+    def api(self, method: str, **data: object) -> dict:
+        """Call the scheduler's JSON API (what the visualiser uses)."""
+        query = urllib.parse.urlencode({"data": json.dumps(data)})
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/{method}?{query}", timeout=10) as reply:
+            return dict(json.load(reply)["response"])
+
+    def cli_args(self) -> list[str]:
+        return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
+
+
+@pytest.fixture
+def luigid(tmp_path) -> Iterator[Luigid]:
+    """luigid listening on a free loopback port, with its state in a temp dir."""
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "luigid")
+    if not os.path.exists(exe):
+        unavailable("luigid is not installed next to the test interpreter")
+    log = open(tmp_path / "luigid.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([exe, "--address", "127.0.0.1", "--port", str(port), "--logdir", str(tmp_path),
+                                "--state-path", str(tmp_path / "luigid.state")], stdout=log, stderr=log)
+    try:
+        wait_for_port(port, process, "luigid")
+        yield Luigid(port)
+    finally:
+        stop_process(process)
+        log.close()
