@@ -136,7 +136,7 @@ class JobManager(ABC):
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Remove the given jobs from the batch system (running ones are killed)."""
 
-    def cleanup(self, job_ids: Sequence[str]) -> None:
+    def cleanup(self, job_ids: Sequence[str]) -> None:  # noqa: B027 - optional, most systems keep nothing
         """Remove what the batch system keeps of finished jobs (default: nothing to do)."""
 
     def find(self, names: Sequence[str]) -> dict[str, list[str]]:

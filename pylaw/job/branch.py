@@ -54,7 +54,8 @@ def make_task(module: str, family: str, values: dict[str, str | bool]) -> Any:
     unknown = sorted(set(values) - set(params))
     if unknown:
         raise UsageError(f"{family} has no parameters {', '.join(unknown)}")
-    kwargs = {name: value if isinstance(value, bool) else params[name].parse(value) for name, value in values.items()}
+    kwargs = {name: value if isinstance(value, bool) else params[name].parse(value)
+              for name, value in values.items()}
     return cls(**kwargs)
 
 

@@ -46,10 +46,11 @@ def job_environment(context: JobContext) -> dict[str, str]:
            "PYLAW_LOG_DIR": os.path.join(context.job_dir, "logs") if context.transfer_logs else ""}
     for key, value in context.env.items():
         if SECRET_NAME.search(key):
-            raise JobFileError(f"environment variable {key} looks like a credential and is not written into job "
-                               f"files of {context.task_name}; let the job read it from a file instead")
+            raise JobFileError(f"environment variable {key} looks like a credential and is not written into "
+                               f"job files of {context.task_name}; let the job read it from a file instead")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise JobFileError(f"{key!r} is not a valid environment variable name (job of {context.task_name})")
+            raise JobFileError(f"{key!r} is not a valid environment variable name "
+                               f"(job of {context.task_name})")
         env[key] = value
     return {key: value for key, value in env.items() if value}
 

@@ -54,7 +54,7 @@ class Outcome:
 
 
 def tolerated_count(tolerance: float, total: int) -> int:
-    return int(math.floor(tolerance * total + 1e-9)) if tolerance < 1 else int(tolerance)
+    return math.floor(tolerance * total + 1e-9) if tolerance < 1 else int(tolerance)
 
 
 def accepted_count(acceptance: float, total: int) -> int:
@@ -64,9 +64,10 @@ def accepted_count(acceptance: float, total: int) -> int:
 class JobPoller:
     """Drives the jobs of one workflow until its branches are done or given up."""
 
-    def __init__(self, manager: JobManager, factory: JobFileFactory, context: JobContext, state: SubmissionState,
-                 branches: Sequence[int], existing: Callable[[], set[int]], settings: PollSettings,
-                 report: Callable[[str, int], None], sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, manager: JobManager, factory: JobFileFactory, context: JobContext,
+                 state: SubmissionState, branches: Sequence[int], existing: Callable[[], set[int]],
+                 settings: PollSettings, report: Callable[[str, int], None],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.manager, self.factory, self.context, self.state = manager, factory, context, state
         self.branches = list(branches)
         self.existing = existing
@@ -89,8 +90,8 @@ class JobPoller:
             limit = self.settings.max_polling_time
             if limit and time.monotonic() - started > limit:
                 raise RemoteWorkflowFailedError(
-                    f"stopped polling after {limit:g} s with jobs still in the batch system; they keep running: "
-                    f"rerun the same command to reattach, or --cancel-jobs", self.failed_branches())
+                    f"stopped polling after {limit:g} s with jobs still in the batch system; they keep "
+                    f"running: rerun the same command to reattach, or --cancel-jobs", self.failed_branches())
             self.sleep(self.settings.poll_interval)
 
     def poll_once(self) -> Outcome | None:
@@ -112,7 +113,8 @@ class JobPoller:
         found = self.manager.find(sorted({record.batch for record in lost}))
         for record in lost:
             ids = found.get(record.batch, [])
-            job_id = next((i for i in ids if i.endswith(f"_{record.index}")), ids[0] if len(ids) == 1 else None)
+            single = ids[0] if len(ids) == 1 else None  # a batch without array: one job, no index
+            job_id = next((i for i in ids if i.endswith(f"_{record.index}")), single)
             record.job_id = job_id
             record.status = RecordStatus.PENDING if job_id else RecordStatus.QUEUED
         self.state.save()
@@ -140,8 +142,8 @@ class JobPoller:
 
     def ended(self, record: JobRecord, state: JobState) -> None:
         """A job left the batch system: keep its done branches, retry or give up the others."""
-        record.history.append({"attempt": record.attempt, "job_id": record.job_id, "status": state.status.value,
-                               "exit_code": state.exit_code})
+        record.history.append({"attempt": record.attempt, "job_id": record.job_id,
+                               "status": state.status.value, "exit_code": state.exit_code})
         record.exit_code = state.exit_code
         missing = [b for b in record.branches if b not in self.existing_branches]
         if not missing:
@@ -171,7 +173,8 @@ class JobPoller:
             return
         requests = [JobRequest(r.key, tuple(r.branches), r.attempt) for r in queued]
         caps = self.manager.capabilities
-        batches = self.factory.render(requests, self.context, per_file=caps.max_array_size if caps.arrays else 1)
+        per_file = caps.max_array_size if caps.arrays else 1
+        batches = self.factory.render(requests, self.context, per_file=per_file)
         for batch in batches:
             for index, request in enumerate(batch.requests):
                 record = self.state.jobs[request.key]
@@ -213,9 +216,10 @@ class JobPoller:
         done = sum(1 for b in self.branches if b in self.existing_branches)
         failed = len(self.failed_branches())
         retried = sum(1 for r in self.state.jobs.values() if r.attempt > 1)
-        line = (f"{self.state.workflow_type}: {len(self.branches)} branches: {done} done, {failed} failed | jobs: "
-                f"{counts['queued']} queued, {counts['pending']} pending, {counts['running']} running, "
-                f"{counts['done']} done, {retried} retried, {counts['given_up']} given up")
+        line = (f"{self.state.workflow_type}: {len(self.branches)} branches: {done} done, {failed} failed "
+                f"| jobs: {counts['queued']} queued, {counts['pending']} pending, "
+                f"{counts['running']} running, {counts['done']} done, {retried} retried, "
+                f"{counts['given_up']} given up")
         percent = 100 if not self.branches else int(100 * done / len(self.branches))
         self.report_to(line, percent)
 

@@ -71,8 +71,8 @@ class SlurmJobFileFactory(JobFileFactory):
                   'case "${SLURM_ARRAY_TASK_ID:-0}" in']
         for index, request in enumerate(requests):
             branches = shlex.quote(" ".join(map(str, request.branches)))
-            lines.append(f"    {index}) PYLAW_JOB_KEY={shlex.quote(request.key)} PYLAW_ATTEMPT={request.attempt} "
-                         f"PYLAW_BRANCHES={branches} ;;")
+            lines.append(f"    {index}) PYLAW_JOB_KEY={shlex.quote(request.key)} "
+                         f"PYLAW_ATTEMPT={request.attempt} PYLAW_BRANCHES={branches} ;;")
         lines += ['    *) echo "pylaw-job: no job for array index ${SLURM_ARRAY_TASK_ID}"; exit 3 ;;', "esac",
                   "export PYLAW_JOB_KEY PYLAW_ATTEMPT PYLAW_BRANCHES"]
         lines += [f"export {key}={shlex.quote(value)}" for key, value in job_environment(context).items()]
@@ -92,18 +92,21 @@ class SlurmJobFileFactory(JobFileFactory):
         options += list(context.extra_options)
         for option in options:
             if "\n" in option or "\r" in option:
-                raise JobFileError(f"sbatch option {option!r} of {context.task_name} contains a line break, which "
-                                   f"would end the #SBATCH line; remove it from the [slurm] config or the task")
+                raise JobFileError(f"sbatch option {option!r} of {context.task_name} contains a line break, "
+                                   f"which would end the #SBATCH line; remove it from [slurm] or the task")
         return options
 
 
 class SlurmJobManager(JobManager):
-    """Submits with ``sbatch``, queries with ``squeue`` (+ ``sacct`` or ``scontrol``), cancels with ``scancel``."""
+    """Submits with ``sbatch``, queries with ``squeue`` (+ ``sacct``/``scontrol``), cancels: ``scancel``."""
 
     submit_command: ClassVar[list[str]] = ["sbatch", "--parsable"]
-    squeue_command: ClassVar[list[str]] = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r"]
+    # --array: one line per array element; --states=all: also jobs that ended (until MinJobAge)
+    squeue_command: ClassVar[list[str]] = ["squeue", "--noheader", "--array", "--states=all",
+                                           "--format=%i|%T|%r"]
     find_command: ClassVar[list[str]] = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%j"]
-    sacct_command: ClassVar[list[str]] = ["sacct", "--noheader", "--parsable2", "--format=JobID,State,ExitCode"]
+    sacct_command: ClassVar[list[str]] = ["sacct", "--noheader", "--parsable2",
+                                          "--format=JobID,State,ExitCode"]
     scontrol_jobs_command: ClassVar[list[str]] = ["scontrol", "--oneliner", "show", "job"]
     config_command: ClassVar[list[str]] = ["scontrol", "show", "config"]
     cancel_command: ClassVar[list[str]] = ["scancel"]
@@ -186,8 +189,8 @@ class SlurmJobManager(JobManager):
         for ids in chunks(sorted({base_id(job_id) for job_id in job_ids}), self.ids_per_call):
             result = self.runner.run([*self.squeue_command, f"--jobs={','.join(ids)}"], check=False)
             if result.returncode != 0 and "Invalid job id" not in result.stderr:
-                raise CommandError(f"squeue failed: {result.stderr.strip()}", list(result.argv), result.returncode,
-                                   result.stderr)
+                raise CommandError(f"squeue failed: {result.stderr.strip()}", list(result.argv),
+                                   result.returncode, result.stderr)
             for job_id, state in self.parse_squeue(result.stdout).items():
                 if job_id in states:
                     states[job_id] = state
@@ -242,8 +245,8 @@ class SlurmJobManager(JobManager):
                 continue
             task_id = fields.get("ArrayTaskId", "")
             job_id = f"{fields['ArrayJobId']}_{task_id}" if task_id.isdigit() else fields["JobId"]
-            states[job_id] = JobState(cls.map_status(fields["JobState"]), exit_code_of(fields.get("ExitCode", "")),
-                                      fields.get("Reason", ""))
+            states[job_id] = JobState(cls.map_status(fields["JobState"]),
+                                      exit_code_of(fields.get("ExitCode", "")), fields.get("Reason", ""))
         return states
 
     @classmethod

@@ -39,7 +39,7 @@ class RecordStatus(str, enum.Enum):
     @property
     def open(self) -> bool:
         """Still owns its branches: nobody else may submit them."""
-        return self in (RecordStatus.QUEUED, RecordStatus.SUBMITTING, RecordStatus.PENDING, RecordStatus.RUNNING)
+        return self is RecordStatus.QUEUED or self.in_batch_system
 
 
 @dataclass
@@ -93,11 +93,13 @@ class SubmissionState:
             raise SubmissionStateError(
                 f"the submission state {target.path} cannot be read ({exc}); if no jobs of this workflow "
                 f"are running any more, rerun with --ignore-submission (or delete the file)") from exc
-        if data.get("workflow_type") != workflow_type and any(r.status.in_batch_system for r in jobs.values()):
+        running = any(r.status.in_batch_system for r in jobs.values())
+        if data.get("workflow_type") != workflow_type and running:
             raise SubmissionStateError(
                 f"{target.path} tracks running {data.get('workflow_type')} jobs, but this run uses "
                 f"--workflow {workflow_type}; finish or --cancel-jobs those first")
-        state = cls(target, workflow_type, jobs, int(data.get("next_key", len(jobs))), bool(data.get("closed")))
+        next_key = int(data.get("next_key", len(jobs)))
+        state = cls(target, workflow_type, jobs, next_key, bool(data.get("closed")))
         if state.closed:
             return cls(target, workflow_type, next_key=state.next_key)
         return state

@@ -30,7 +30,8 @@ from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 #: parameters that configure the submission, never passed on to the branch tasks in jobs
 REMOTE_PARAMS = frozenset({
     "tasks_per_job", "parallel_jobs", "retries", "tolerance", "acceptance", "poll_interval", "walltime",
-    "max_polling_time", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs", "pilot",
+    "max_polling_time", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs",
+    "pilot",
 })
 #: workflow-level and interactive parameters, also not passed on
 CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "print_deps", "print_status",
@@ -40,8 +41,8 @@ CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "print_de
 class job(luigi.Config):  # noqa: N801 - the class name is the config section name
     """The ``[job]`` config section: how jobs bootstrap their environment on the worker."""
 
-    setup_file = luigi.Parameter(default="", description="file sourced by every job before running branches")
-    venv = luigi.Parameter(default="", description="virtualenv activated by every job before running branches")
+    setup_file = luigi.Parameter(default="", description="file every job sources before running branches")
+    venv = luigi.Parameter(default="", description="virtualenv every job activates before running branches")
 
 
 class RemoteWorkflowProxy(WorkflowProxy):
@@ -74,9 +75,10 @@ class RemoteWorkflowProxy(WorkflowProxy):
         if outcome.succeeded is False:
             last = f"; last submission error: {poller.last_error}" if poller.last_error else ""
             raise RemoteWorkflowFailedError(
-                f"{len(outcome.failed)} of {outcome.total} branches of {task.get_task_family()} failed for good "
-                f"({describe_numbers(outcome.failed)}) after {1 + task.retries} attempts each, more than "
-                f"--tolerance {task.tolerance:g} allows{last}. Job logs: {task.remote_job_dir()}/logs", outcome.failed)
+                f"{len(outcome.failed)} of {outcome.total} branches of {task.get_task_family()} failed for "
+                f"good ({describe_numbers(outcome.failed)}) after {1 + task.retries} attempts each, more "
+                f"than --tolerance {task.tolerance:g} allows{last}. Job logs: {task.remote_job_dir()}/logs",
+                outcome.failed)
 
     def settings(self) -> PollSettings:
         t = self.task
@@ -99,7 +101,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         task = self.task
         target = task.remote_state_target()
         if not target.exists():
-            print(f"{task.get_task_family()}: no submission state at {target.path}: nothing to cancel or clean up")
+            print(f"{task.get_task_family()}: no submission state at {target.path}: nothing to do")
             return
         state = SubmissionState.load(target, task.workflow)
         manager = task.remote_job_manager()
@@ -108,7 +110,8 @@ class RemoteWorkflowProxy(WorkflowProxy):
             if active:
                 ids = [r.job_id for r in active if r.job_id]
                 lost = [r.batch for r in active if not r.job_id]
-                ids += [i for found in manager.find(sorted(set(lost))).values() for i in found] if lost else []
+                if lost:  # interrupted submissions: their ids were never saved
+                    ids += [i for found in manager.find(sorted(set(lost))).values() for i in found]
                 manager.cancel(ids)
             for record in state.jobs.values():
                 if record.status.open:
@@ -140,16 +143,16 @@ class BaseRemoteWorkflow(BaseWorkflow):
     retries = luigi.IntParameter(default=1, significant=False, description="resubmissions of a failed job")
     tolerance = luigi.FloatParameter(
         default=0.0, significant=False,
-        description="branches that may fail for the workflow to count as done: a fraction if < 1, else a count")
+        description="branches that may fail for the workflow to be done: a fraction if < 1, else a count")
     acceptance = luigi.FloatParameter(
         default=1.0, significant=False,
         description="branches that must succeed to stop early: a fraction if <= 1, else a count")
-    poll_interval = DurationParameter(default=30.0, significant=False, description="time between polls")
-    walltime = DurationParameter(default=0.0, significant=False, description="per-job time limit; 0: default")
+    poll_interval = DurationParameter(default="30s", significant=False, description="time between polls")
+    walltime = DurationParameter(default="0", significant=False, description="per-job time limit; 0: default")
     max_polling_time = DurationParameter(
-        default=172800.0, significant=False, description="stop polling after this time; 0: never")
+        default="2d", significant=False, description="stop polling after this time; 0: never")
     no_poll = luigi.BoolParameter(default=False, significant=False, description="submit and return")
-    cancel_jobs = luigi.BoolParameter(default=False, significant=False, description="cancel the submitted jobs")
+    cancel_jobs = luigi.BoolParameter(default=False, significant=False, description="cancel submitted jobs")
     cleanup_jobs = luigi.BoolParameter(
         default=False, significant=False, description="remove job files, logs and the submission state")
     ignore_submission = luigi.BoolParameter(
@@ -199,15 +202,17 @@ class BaseRemoteWorkflow(BaseWorkflow):
             command=self.remote_branch_command(python="python" if venv else sys.executable),
             job_dir=self.remote_job_dir(), task_name=self.get_task_family(),  # type: ignore[attr-defined]
             setup_file=setup_file, venv=venv, pythonpath=self.remote_pythonpath(), env=self.remote_job_env(),
-            transfer_logs=self.transfer_logs, walltime=self.walltime, options=options, extra_options=extra)
+            transfer_logs=self.transfer_logs, walltime=float(self.walltime), options=options,
+            extra_options=extra)
 
     def remote_branch_command(self, python: str) -> list[str]:
         """argv running one branch of this workflow (the wrapper appends ``--branch=N``)."""
         module = type(self).__module__
         if module == "__main__":
-            raise JobFileError(f"{type(self).__name__} is defined in __main__, which a job cannot import; move it "
-                               f"into a module and run it with --module")
-        argv = [python, "-m", "pylaw.job.branch", "--module", module, self.get_task_family()]  # type: ignore[attr-defined]
+            raise JobFileError(f"{type(self).__name__} is defined in __main__, which a job cannot import; "
+                               f"move it into a module and run it with --module")
+        family = self.get_task_family()  # type: ignore[attr-defined]
+        argv = [python, "-m", "pylaw.job.branch", "--module", module, family]
         for name, param in self.get_params():  # type: ignore[attr-defined]
             if name in REMOTE_PARAMS or name in CONTROL_PARAMS:
                 continue
@@ -223,13 +228,14 @@ class BaseRemoteWorkflow(BaseWorkflow):
 
     def remote_pythonpath(self) -> list[str]:
         """Where jobs import this task's module and pylaw from (put first on PYTHONPATH)."""
-        paths = []
-        module = sys.modules[type(self).__module__]
-        if getattr(module, "__file__", None):
-            root = os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type]
-            for _ in range(type(self).__module__.count(".") + (module.__file__.endswith("__init__.py"))):  # type: ignore[union-attr]
+        paths: list[str] = []
+        name = type(self).__module__
+        path = getattr(sys.modules[name], "__file__", None)
+        if path:
+            root = os.path.dirname(os.path.abspath(path))
+            for _ in range(name.count(".") + path.endswith("__init__.py")):  # up from a.b.c to the root
                 root = os.path.dirname(root)
             paths.append(root)
-        import pylaw
-        paths.append(os.path.dirname(os.path.dirname(os.path.abspath(pylaw.__file__))))
+        # where pylaw itself lives: <root>/pylaw/workflow/remote.py
+        paths.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         return list(dict.fromkeys(paths))

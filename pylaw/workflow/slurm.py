@@ -36,7 +36,7 @@ class slurm(luigi.Config):  # noqa: N801 - the class name is the config section 
     arrays = luigi.BoolParameter(
         default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         description="submit many jobs per sbatch call as job arrays (false: one sbatch per job)")
-    command_timeout = luigi.FloatParameter(default=120.0, description="seconds before a Slurm command is killed")
+    command_timeout = luigi.FloatParameter(default=120.0, description="seconds before a Slurm call is killed")
 
 
 class SlurmWorkflowProxy(RemoteWorkflowProxy):

@@ -86,13 +86,14 @@ class SlurmCluster:
     def start(self, timeout: float = 30.0) -> SlurmCluster:
         for binary in ("munged", "slurmctld", "slurmd", "sbatch"):
             if shutil.which(binary) is None:
-                raise FileNotFoundError(f"{binary} is not installed: run tests/services/install_slurm.sh as root")
+                raise FileNotFoundError(f"{binary} is not installed: run tests/services/install_slurm.sh")
         if os.geteuid() != 0:
-            raise PermissionError("the test Slurm runs its daemons as root (SlurmUser=root): run the tests as root")
+            raise PermissionError("the test Slurm runs its daemons as root (SlurmUser=root): run as root")
         for sub in ("ctld", "spool", "log"):
             os.makedirs(os.path.join(self.state, sub))
         with open(self.conf, "w") as f:
-            f.write(CONFIG.format(state=self.state, ctld_port=free_port(), d_port=free_port(), cpus=self.cpus))
+            ports = {"ctld_port": free_port(), "d_port": free_port()}
+            f.write(CONFIG.format(state=self.state, cpus=self.cpus, **ports))
             f.write(self.extra_config)
         self._start_munged()
         env = {**os.environ, **self.env}

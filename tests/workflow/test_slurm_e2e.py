@@ -34,9 +34,9 @@ def run_env(tmp_path, slurm_cluster):  # noqa: F811
 
 
 def command(tmp_path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "luigi", "--module", "tests.workflow.slurm_tasks", "Square", "--version", "v1",
-            "--workflow", "slurm", "--local-scheduler", "--poll-interval", "1", "--retcode-task-failed",
-            str(TASK_FAILED), "--marker-dir", str(tmp_path / "markers"), *args]
+    return [sys.executable, "-m", "luigi", "--module", "tests.workflow.slurm_tasks", "Square",
+            "--version", "v1", "--workflow", "slurm", "--local-scheduler", "--poll-interval", "1",
+            "--retcode-task-failed", str(TASK_FAILED), "--marker-dir", str(tmp_path / "markers"), *args]
 
 
 def run(tmp_path, env, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -50,7 +50,16 @@ def job_dir(tmp_path) -> str:
 
 def outputs(tmp_path) -> dict[int, dict]:
     files = glob.glob(str(tmp_path / "store" / "Square" / "v1" / "*" / "square_*.json"))
-    return {int(os.path.basename(f)[7:-5]): json.load(open(f)) for f in files}
+    return {int(os.path.basename(f)[7:-5]): read_json(f) for f in files}
+
+
+def read_text(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def read_json(path: str) -> dict:
+    return json.loads(read_text(path))
 
 
 def our_jobs(cluster: SlurmCluster, before: set[str]) -> list[tuple[str, str, str]]:
@@ -72,7 +81,7 @@ def test_fifty_branches_three_per_job_complete(tmp_path, run_env, slurm_cluster)
     # three branches per job: the outputs name 17 distinct Slurm jobs
     assert len({done[b]["slurm_job"] for b in done}) == 17
     assert "slurm: 50 branches: 50 done, 0 failed" in result.stdout
-    state = json.load(open(os.path.join(job_dir(tmp_path), "submission.json")))
+    state = read_json(os.path.join(job_dir(tmp_path), "submission.json"))
     assert state["closed"] and len(state["jobs"]) == 17
 
 
@@ -93,7 +102,7 @@ def test_job_failing_first_attempt_is_resubmitted(tmp_path, run_env, slurm_clust
     assert sorted(outputs(tmp_path)) == list(range(6))
     states = sorted(state for _, _, state in our_jobs(slurm_cluster, before))
     assert states == ["COMPLETED"] * 3 + ["FAILED"]  # 3 jobs + 1 resubmission
-    state = json.load(open(os.path.join(job_dir(tmp_path), "submission.json")))
+    state = read_json(os.path.join(job_dir(tmp_path), "submission.json"))
     (retried,) = [r for r in state["jobs"].values() if r["attempt"] == 2]
     assert retried["branches"] == [3]  # only the missing branch went into the retry
     assert retried["history"][0]["exit_code"] == 4  # the wrapper's "task failed" code
@@ -112,7 +121,7 @@ def test_branch_always_failing_is_given_up_and_tolerance_decides(tmp_path, run_e
     assert "1 of 5 branches of Square failed for good (2) after 2 attempts" in failed.stdout + failed.stderr
     assert [state for _, _, state in our_jobs(slurm_cluster, before)] == ["FAILED", "FAILED"]
     log = glob.glob(os.path.join(job_dir(tmp_path), "logs", "job*_attempt2_branch2.log"))
-    assert log and "broken on purpose" in open(log[0]).read()
+    assert log and "broken on purpose" in read_text(log[0])
 
 
 def test_kill_9_then_rerun_reattaches_without_duplicates(tmp_path, run_env, slurm_cluster):  # noqa: F811
@@ -123,10 +132,10 @@ def test_kill_9_then_rerun_reattaches_without_duplicates(tmp_path, run_env, slur
     state_file = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until some, not all, jobs were submitted
-        files = glob.glob(str(tmp_path / "store" / "Square" / "v1" / "*" / "_pylaw_slurm_jobs" / "submission.json"))
+        files = glob.glob(str(tmp_path / "store" / "Square" / "v1" / "*" / "_pylaw_slurm_jobs" / "*.json"))
         if files:
             state_file = files[0]
-            records = json.load(open(state_file))["jobs"].values()
+            records = read_json(state_file)["jobs"].values()
             if sum(1 for r in records if r["job_id"]) >= 4:
                 break
         time.sleep(0.1)
@@ -143,7 +152,7 @@ def test_kill_9_then_rerun_reattaches_without_duplicates(tmp_path, run_env, slur
     assert len(jobs) == 17, f"duplicate submissions: {len(jobs)} jobs for 17 chunks"
     assert {state for _, _, state in jobs} == {"COMPLETED"}
     # every branch ran exactly once: one output written by one Slurm job each
-    state = json.load(open(state_file))
+    state = read_json(state_file)
     branches = [b for r in state["jobs"].values() for b in r["branches"]]
     assert sorted(branches) == list(range(50))
 
@@ -173,4 +182,15 @@ def test_values_reach_the_task_verbatim_and_no_secret_is_written(tmp_path, run_e
     assert not glob.glob(str(tmp_path / "**" / "PWNED*"), recursive=True)
     for path in glob.glob(os.path.join(job_dir(tmp_path), "**", "*"), recursive=True):
         if os.path.isfile(path):
-            assert "s3cr3t-value" not in open(path, errors="replace").read(), path
+            assert "s3cr3t-value" not in read_text(path), path
+
+
+def test_without_arrays_every_job_is_one_sbatch(tmp_path, run_env, slurm_cluster):  # noqa: F811
+    (tmp_path / "luigi.cfg").write_text("[core]\nlog_level = WARNING\n[slurm]\narrays = false\n")
+    before = {job[0] for job in slurm_cluster.jobs()}
+    result = run(tmp_path, run_env, "--n", "4", "--tasks-per-job", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(outputs(tmp_path)) == list(range(4))
+    jobs = our_jobs(slurm_cluster, before)
+    assert len(jobs) == 2 and len({name for _, name, _ in jobs}) == 2
+    assert all("_" not in job_id for job_id, _, _ in jobs)  # plain job ids, no array elements
