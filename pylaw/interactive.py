@@ -36,15 +36,18 @@ def walk(task: luigi.Task, max_depth: int) -> Iterator[tuple[int, luigi.Task, bo
 
 
 def describe_task(task: luigi.Task) -> str:
-    shift = getattr(task, "shift", None)
-    label = f"{task.task_family}({_params(task)})"
-    return f"{label} [shift {shift}]" if shift is not None else label
+    """``Family(params)``: significant parameters (the effective shift among them), no defaults noise."""
+    return f"{task.task_family}({_params(task)})"
 
 
 def _params(task: luigi.Task) -> str:
-    if hasattr(task, "repr_params"):
-        return str(task.repr_params(skip=("version",)) or f"version={getattr(task, 'version', '')}")
-    return ", ".join(f"{k}={v}" for k, v in task.to_str_params(only_significant=True).items())
+    params = task.to_str_params(only_significant=True)
+    params.pop("version", None)
+    if params.get("branch") == "-1":
+        params.pop("branch")
+    if params.get("branches") == "":
+        params.pop("branches")
+    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def output_status(output: Any) -> tuple[str, list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import luigi
@@ -181,12 +180,3 @@ class Task(luigi.Task, metaclass=TaskRegister):
             if depth is not None:
                 return name, depth
         return None
-
-    def repr_params(self, skip: Iterable[str] = ()) -> str:
-        """Compact ``name=value`` list of significant parameters (for status lines)."""
-        skipped = set(skip)
-        return ", ".join(
-            f"{name}={param.serialize(self.param_kwargs[name])}"
-            for name, param in self.get_params()
-            if param.significant and name not in skipped
-        )

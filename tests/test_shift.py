@@ -208,5 +208,5 @@ def test_print_status_shows_effective_shift(tmp_path):
                             cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "[shift pdf_up]" in lines[0] and "missing" in lines[0]
-    assert any("Reconstruction" in line and "[shift nominal]" in line for line in lines)
+    assert lines[0].startswith("> Evaluation(shift=pdf_up): missing")
+    assert any(line.strip().startswith("> Reconstruction(shift=nominal)") for line in lines)
