@@ -146,6 +146,11 @@ class SlurmCluster:
         return [tuple(line.split("|", 2)) for line in result.stdout.splitlines() if line]  # type: ignore[misc]
 
     def stop(self) -> None:
+        if "slurmctld" in self.processes:
+            # jobs still running would outlive slurmd (slurmstepd is their own process)
+            subprocess.run(["scancel", "--user=root"], env={**os.environ, **self.env}, capture_output=True,
+                           timeout=30)
+            time.sleep(0.5)
         # slurmd first: the controller would otherwise log the node as not responding
         for name in ("slurmd", "slurmctld", "munged"):
             stop_process(self.processes.pop(name, None))
