@@ -44,3 +44,25 @@ class Square(pylaw.Task, LocalWorkflow, SlurmWorkflow):
         time.sleep(self.sleep)
         self.output().dump({"branch": self.branch, "square": self.branch_data**2, "text": self.text,
                             "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID", "")})
+
+
+class Cube(pylaw.Task, LocalWorkflow, SlurmWorkflow):
+    """Needs Square's branch of the same number: for --pilot, where jobs run missing upstream tasks."""
+
+    n = luigi.IntParameter(default=4)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def workflow_requires(self):
+        return self.req(Square, branch=-1)
+
+    def requires(self):
+        return self.req(Square, branch=self.branch)
+
+    def output(self):
+        return self.local_target(f"cube_{self.branch}.json")
+
+    def run(self) -> None:
+        square = self.input().load()["square"]
+        self.output().dump({"cube": square * self.branch_data})

@@ -194,3 +194,18 @@ def test_without_arrays_every_job_is_one_sbatch(tmp_path, run_env, slurm_cluster
     jobs = our_jobs(slurm_cluster, before)
     assert len(jobs) == 2 and len({name for _, name, _ in jobs}) == 2
     assert all("_" not in job_id for job_id, _, _ in jobs)  # plain job ids, no array elements
+
+
+def test_pilot_jobs_run_the_missing_upstream_branches_themselves(tmp_path, run_env, slurm_cluster):  # noqa: F811
+    before = {job[0] for job in slurm_cluster.jobs()}
+    args = ["--n", "4", "--tasks-per-job", "2", "--pilot"]
+    cmd = [arg if arg != "Square" else "Cube" for arg in command(tmp_path, *args)]
+    cmd.remove("--marker-dir")
+    cmd.remove(str(tmp_path / "markers"))
+    result = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(outputs(tmp_path)) == list(range(4))  # Square's outputs, written inside Cube's jobs
+    cubes = glob.glob(str(tmp_path / "store" / "Cube" / "v1" / "*" / "cube_*.json"))
+    assert sorted(read_json(f)["cube"] for f in cubes) == [0, 1, 8, 27]
+    names = {name for job_id, name, _ in slurm_cluster.jobs() if job_id not in before}
+    assert len(names) == 1 and next(iter(names)).startswith("pylaw_Cube_")  # Square was never submitted

@@ -1,0 +1,162 @@
+"""The poll loop and submission state, against an in-memory batch system.
+
+``MemoryBatch`` implements the :class:`~pylaw.job.base.JobManager` contract (it is not a
+model of Slurm: the real Slurm is exercised in test_slurm_e2e.py). Jobs "run" when the
+test says so, which makes crash and retry sequences exact and free of timing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pylaw.errors import SubmissionStateError
+from pylaw.job.base import (
+    Capabilities,
+    JobBatch,
+    JobContext,
+    JobFileFactory,
+    JobManager,
+    JobState,
+    JobStatus,
+    SubmitResult,
+)
+from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
+from pylaw.job.state import RecordStatus, SubmissionState
+from pylaw.target.local import LocalFileTarget
+
+
+class NamedBatches(JobFileFactory):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def render(self, requests, context, per_file):
+        batches = []
+        for start in range(0, len(requests), per_file):
+            self.count += 1
+            batches.append(JobBatch(f"/dev/null/{self.count}", f"batch{self.count}",
+                                    tuple(requests[start:start + per_file])))
+        return batches
+
+
+class MemoryBatch(JobManager):
+    capabilities = Capabilities(arrays=True, max_array_size=100, find_by_name=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[str, tuple[str, tuple[int, ...], JobStatus]] = {}  # id -> (batch name, branches, status)
+        self.submit_calls = 0
+
+    def submit(self, batches):
+        self.submit_calls += 1
+        results = []
+        for batch in batches:
+            for index, request in enumerate(batch.requests):
+                job_id = f"{len(self.jobs) + 1}_{index}"
+                self.jobs[job_id] = (batch.name, request.branches, JobStatus.PENDING)
+                results.append(SubmitResult(request.key, job_id))
+        return results
+
+    def query(self, job_ids):
+        return {i: JobState(self.jobs[i][2] if i in self.jobs else JobStatus.UNKNOWN) for i in job_ids}
+
+    def cancel(self, job_ids):
+        for i in job_ids:
+            self.end(i, JobStatus.FAILED)
+
+    def find(self, names):
+        found: dict[str, list[str]] = {}
+        for job_id, (name, _, _) in self.jobs.items():
+            if name in names:
+                found.setdefault(name, []).append(job_id)
+        return found
+
+    def end(self, job_id, status):
+        name, branches, _ = self.jobs[job_id]
+        self.jobs[job_id] = (name, branches, status)
+
+    def submitted_branches(self):
+        return sorted(b for _, branches, _ in self.jobs.values() for b in branches)
+
+
+@pytest.fixture
+def world(tmp_path):
+    target = LocalFileTarget(str(tmp_path / "submission.json"))
+    done: set[int] = set()
+    manager = MemoryBatch()
+
+    def poller(settings=PollSettings(tasks_per_job=2), state=None, manager=manager):
+        return JobPoller(manager, NamedBatches(), JobContext(command=["x"], job_dir=str(tmp_path)),
+                         state or SubmissionState.load(target, "memory"), range(6), lambda: set(done), settings,
+                         report=lambda line, percent: None, sleep=lambda s: None)
+
+    return target, done, manager, poller
+
+
+def finish_all(manager, done, fail=()):
+    for job_id, (_, branches, status) in list(manager.jobs.items()):
+        if status.active:
+            ok = not set(branches) & set(fail)
+            done.update(b for b in branches if b not in fail)
+            manager.end(job_id, JobStatus.FINISHED if ok else JobStatus.FAILED)
+
+
+def test_branches_are_chunked_and_submitted_in_one_call(world):
+    target, done, manager, poller = world
+    done.add(1)
+    assert poller().poll_once() is None
+    assert manager.submit_calls == 1
+    assert sorted(branches for _, branches, _ in manager.jobs.values()) == [(0, 2), (3, 4), (5,)]
+    finish_all(manager, done)
+    outcome = poller().poll_once()
+    assert outcome is not None and outcome.succeeded and outcome.done == 6
+
+
+def test_retry_resubmits_only_missing_branches_then_gives_up(world):
+    target, done, manager, poller = world
+    settings = PollSettings(tasks_per_job=2, retries=1)
+    poller(settings).poll_once()
+    finish_all(manager, done, fail=[3])
+    assert poller(settings).poll_once() is None
+    assert manager.submitted_branches() == [0, 1, 2, 3, 3, 4, 5]  # the retry holds branch 3 alone
+    finish_all(manager, done, fail=[3])
+    outcome = poller(settings).poll_once()
+    assert outcome is not None and outcome.succeeded is False and outcome.failed == [3]
+    state = SubmissionState.load(target, "memory")
+    assert state.jobs == {}  # the loop closed its state: a rerun starts afresh
+
+
+def test_crash_during_submission_is_recovered_by_job_name(world):
+    target, done, manager, poller = world
+    state = SubmissionState.load(target, "memory")
+    first = poller(state=state)
+    first.existing_branches = set()
+    first.submit()
+    # simulate a crash right after sbatch: the ids never reached the state file
+    for record in state.jobs.values():
+        record.status, record.job_id = RecordStatus.SUBMITTING, None
+    state.save()
+    rerun = poller()
+    rerun.recover()
+    assert all(r.status is RecordStatus.PENDING and r.job_id for r in rerun.state.jobs.values())
+    rerun.poll_once()
+    assert manager.submitted_branches() == [0, 1, 2, 3, 4, 5]  # nothing submitted twice
+
+
+def test_parallel_jobs_limits_what_is_in_the_batch_system(world):
+    target, done, manager, poller = world
+    settings = PollSettings(tasks_per_job=1, parallel_jobs=2)
+    poller(settings).poll_once()
+    assert len(manager.jobs) == 2
+    finish_all(manager, done)
+    poller(settings).poll_once()
+    assert len(manager.jobs) == 4 and manager.submitted_branches() == [0, 1, 2, 3]
+
+
+def test_counts_and_broken_state_file(world, tmp_path):
+    assert tolerated_count(0.25, 10) == 2 and tolerated_count(3, 10) == 3
+    assert accepted_count(1.0, 10) == 10 and accepted_count(0.5, 10) == 5 and accepted_count(7, 10) == 7
+    target = LocalFileTarget(str(tmp_path / "bad.json"))
+    with target.open("w") as f:
+        f.write("{not json")
+    with pytest.raises(SubmissionStateError, match="--ignore-submission"):
+        SubmissionState.load(target, "memory")
