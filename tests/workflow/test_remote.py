@@ -43,7 +43,8 @@ class MemoryBatch(JobManager):
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: dict[str, tuple[str, tuple[int, ...], JobStatus]] = {}  # id -> (batch name, branches, status)
+        # job id -> (batch name, branches, status)
+        self.jobs: dict[str, tuple[str, tuple[int, ...], JobStatus]] = {}
         self.submit_calls = 0
 
     def submit(self, batches):
@@ -84,10 +85,11 @@ def world(tmp_path):
     done: set[int] = set()
     manager = MemoryBatch()
 
-    def poller(settings=PollSettings(tasks_per_job=2), state=None, manager=manager):
+    def poller(settings=None, state=None, manager=manager):
         return JobPoller(manager, NamedBatches(), JobContext(command=["x"], job_dir=str(tmp_path)),
-                         state or SubmissionState.load(target, "memory"), range(6), lambda: set(done), settings,
-                         report=lambda line, percent: None, sleep=lambda s: None)
+                         state or SubmissionState.load(target, "memory"), range(6), lambda: set(done),
+                         settings or PollSettings(tasks_per_job=2), report=lambda line, percent: None,
+                         sleep=lambda s: None)
 
     return target, done, manager, poller
 
@@ -101,7 +103,7 @@ def finish_all(manager, done, fail=()):
 
 
 def test_branches_are_chunked_and_submitted_in_one_call(world):
-    target, done, manager, poller = world
+    _, done, manager, poller = world
     done.add(1)
     assert poller().poll_once() is None
     assert manager.submit_calls == 1
@@ -126,7 +128,7 @@ def test_retry_resubmits_only_missing_branches_then_gives_up(world):
 
 
 def test_crash_during_submission_is_recovered_by_job_name(world):
-    target, done, manager, poller = world
+    target, _, manager, poller = world
     state = SubmissionState.load(target, "memory")
     first = poller(state=state)
     first.existing_branches = set()
@@ -143,7 +145,7 @@ def test_crash_during_submission_is_recovered_by_job_name(world):
 
 
 def test_parallel_jobs_limits_what_is_in_the_batch_system(world):
-    target, done, manager, poller = world
+    _, done, manager, poller = world
     settings = PollSettings(tasks_per_job=1, parallel_jobs=2)
     poller(settings).poll_once()
     assert len(manager.jobs) == 2
