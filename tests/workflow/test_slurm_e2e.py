@@ -170,6 +170,10 @@ def test_cancel_jobs_leaves_nothing_in_the_queue(tmp_path, run_env, slurm_cluste
     assert "pylaw_Square_" not in queue
     assert {state for _, _, state in our_jobs(slurm_cluster, before)} == {"CANCELLED"}
     assert outputs(tmp_path) == {}
+    directory = job_dir(tmp_path)
+    cleaned = run(tmp_path, run_env, *args, "--cleanup-jobs")
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert not os.path.exists(directory)
 
 
 def test_values_reach_the_task_verbatim_and_no_secret_is_written(tmp_path, run_env, slurm_cluster):  # noqa: F811
