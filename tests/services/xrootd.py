@@ -84,6 +84,7 @@ def client_environment() -> None:
     os.environ.setdefault("XRD_CONNECTIONRETRY", "1")
     os.environ.setdefault("XRD_REQUESTTIMEOUT", "10")
     os.environ.setdefault("XRD_STREAMTIMEOUT", "10")
+    os.environ.setdefault("XRD_STREAMERRORWINDOW", "0")
 
 
 @pytest.fixture(scope="session")

@@ -236,10 +236,17 @@ class RemoteFileSystem:
         directory, basename = posixpath.split(norm)
         if make_parents:
             self.mkdir(directory)
-        tmp = posixpath.join(directory, temporary_name(basename))
         source = local_url(local_path)
+        tmps: list[str] = []
+
+        def upload(base: str) -> None:
+            # a fresh temporary name per attempt: the server may still hold the last one open
+            tmps.append(posixpath.join(directory, temporary_name(basename)))
+            self.interface.copy(source, self.url(tmps[-1], base=base), True, self.retry.timeout)
+
         try:
-            self._copy("put", norm, lambda base: source, lambda base: self.url(tmp, base=base))
+            self.run("put", norm, upload)
+            tmp = tmps[-1]
             if verify:
                 uploaded = self.stat(tmp).size
                 if uploaded != size:
@@ -249,8 +256,11 @@ class RemoteFileSystem:
                         operation="put", url=self.url(tmp, "put"))
             self._publish(tmp, norm, size)
         except BaseException:
-            self._discard(tmp)
+            for tmp in tmps:
+                self._discard(tmp)
             raise
+        for tmp in tmps[:-1]:  # leftovers of failed attempts, if the server kept them
+            self._discard(tmp)
         if self.cache is not None:
             self.cache.invalidate(self, norm)
 

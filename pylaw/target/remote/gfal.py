@@ -11,6 +11,8 @@ Protocol quirks handled here (found against xrootd 5.5 and wsgidav 4.4 through g
 
 - xrootd reports a non-empty directory on ``rmdir``/``unlink`` as ENODEV ("No such device").
 - xrootd answers ``listdir`` on a file with errno 84 and the text "Not a directory".
+- XrdCl reports a dropped connection as ENOTSOCK ("Socket error") or EINPROGRESS, and by
+  default refuses to reconnect for 30 minutes after one (``XRD_STREAMERRORWINDOW``).
 - davix (the http plugin) reports an unreachable server as EHOSTDOWN (112) and a
   refused connection as ECONNREFUSED; xrootd's client as ECONNREFUSED or ETIMEDOUT.
 - A WebDAV ``DELETE`` of a collection is recursive; xrootd's ``rmdir`` is not.
@@ -69,10 +71,24 @@ ERRNO_MAP: dict[int, type[RemoteError]] = {
     errno.ENETDOWN: RemoteConnectionError,
     errno.EPIPE: RemoteConnectionError,
     errno.ECOMM: RemoteConnectionError,
+    errno.ENOTSOCK: RemoteConnectionError,  # XrdCl: "[FATAL] Socket error" on a dropped connection
+    errno.EINPROGRESS: RemoteConnectionError,  # XrdCl: a request on a connection being re-established
+    errno.ENOTCONN: RemoteConnectionError,
+    errno.ESHUTDOWN: RemoteConnectionError,
     errno.EAGAIN: TransientRemoteError,
     errno.EBUSY: TransientRemoteError,
     errno.EIO: TransientRemoteError,  # davix and xrootd use EIO for broken transfers and 5xx answers
 }
+
+#: lower-case message fragments that win over the errno: XrdCl reuses errnos for broken connections.
+MESSAGE_OVERRIDES: tuple[tuple[str, type[RemoteError]], ...] = (
+    ("socket error", RemoteConnectionError),
+    # XrdCl's errInvalidOp (EOPNOTSUPP): a file handle left unusable by a dropped connection
+    ("[fatal] invalid operation", RemoteConnectionError),
+    ("invalid session", RemoteConnectionError),  # XrdCl: the server forgot a session we reconnected
+    # xrootd still holds the write handle of a dropped connection; it lets go after a while
+    ("already opened by", TransientRemoteError),
+)
 
 #: lower-case message fragments that identify a class when the errno is unhelpful.
 MESSAGE_HINTS: tuple[tuple[str, type[RemoteError]], ...] = (
@@ -102,9 +118,11 @@ def map_gerror(exc: Exception, operation: str, url: str) -> RemoteError:
     """The pylaw error for a ``gfal2.GError`` raised by ``operation`` on ``url``."""
     code = getattr(exc, "code", None)
     message = str(getattr(exc, "message", "") or exc)
-    cls = ERRNO_MAP.get(code) if isinstance(code, int) else None
+    lowered = message.lower()
+    cls = next((hint for text, hint in MESSAGE_OVERRIDES if text in lowered), None)
+    if cls is None:
+        cls = ERRNO_MAP.get(code) if isinstance(code, int) else None
     if cls is None or cls is TransientRemoteError:
-        lowered = message.lower()
         cls = next((hint for text, hint in MESSAGE_HINTS if text in lowered), cls or RemoteError)
     text = f"gfal2 {operation} failed for {redact(url)}: {redact(message)} (errno {code})"
     advice = ADVICE.get(cls)
@@ -130,6 +148,9 @@ def _xrootd_client_defaults() -> None:
     os.environ.setdefault("XRD_CONNECTIONWINDOW", "10")
     os.environ.setdefault("XRD_REQUESTTIMEOUT", "60")
     os.environ.setdefault("XRD_STREAMTIMEOUT", "60")
+    # after a socket error XrdCl otherwise fails every request to that server at once for
+    # the "stream error window" (30 min): pylaw's retry policy decides instead
+    os.environ.setdefault("XRD_STREAMERRORWINDOW", "0")
 
 
 class GFALInterface(FileInterface):
