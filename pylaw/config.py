@@ -1,8 +1,10 @@
 """pylaw's configuration: the ``[pylaw]`` section of Luigi's config file.
 
-Luigi's own config machinery (``luigi.cfg``, ``LUIGI_CONFIG_PATH``, ``--pylaw-<key>`` on
-the command line) is reused, so one file configures both. Environment variables win over
-the file where noted, so batch jobs can redirect outputs without editing config.
+Luigi's own config machinery (``luigi.cfg``, ``LUIGI_CONFIG_PATH``) is reused, so one file
+configures both. Environment variables win over the file where noted, so batch jobs can
+redirect outputs without editing config. The store root is read from the file directly
+(it is needed once per task instance), so ``--pylaw-store`` on the command line has no
+effect: use ``PYLAW_STORE``.
 """
 
 from __future__ import annotations

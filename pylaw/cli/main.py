@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
@@ -134,9 +134,20 @@ def pyl(argv: Sequence[str] | None = None) -> int:
     return main(["run", *(sys.argv[1:] if argv is None else argv)])
 
 
+def _exit_quietly_on_closed_pipe(command: Callable[[], int]) -> None:
+    """``pyl ... --print-status -1 | head`` must not end in a traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
 def entry_main() -> None:
-    sys.exit(main())
+    _exit_quietly_on_closed_pipe(main)
 
 
 def entry_pyl() -> None:
-    sys.exit(pyl())
+    _exit_quietly_on_closed_pipe(pyl)
