@@ -1,0 +1,168 @@
+"""Benchmark of remote targets against a real xrootd and a real WebDAV server (wsgidav).
+
+    python benchmarks/remote_transfers.py [--files 1000] [--collection 10000] [--parallel 8]
+
+1. Upload of ``--files`` small files to xrootd: batch transfer (``fs.copy_many``) vs a
+   serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal ≥ 5×.
+2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
+   WebDAV vs the same check on local disk. Goal ≤ 3× local. One listing per directory.
+3. Cache-hit path: remote operations and time of reading a cached file. Goal: ≤ 1 stat.
+
+Needs gfal2, xrootd and wsgidav (``bash tests/services/install_remote.sh VENV``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pylaw.target.collection import TargetCollection
+from pylaw.target.local import LocalDirectoryTarget
+from pylaw.target.remote.cache import RemoteCache
+from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.retry import RetryPolicy
+from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
+from tests.remote.conftest import CountingInterface
+from tests.services.webdav import WebDAVServer
+from tests.services.xrootd import XRootDServer, client_environment
+
+Row = tuple[str, str, str, str]
+
+
+def timed(call: Callable[[], object], repeat: int = 1) -> float:
+    """Best wall time of ``repeat`` runs, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def make_fs(name: str, base: str, counting: bool = False, cache: RemoteCache | None = None) -> RemoteFileSystem:
+    interface = CountingInterface(GFALInterface()) if counting else GFALInterface()
+    return RemoteFileSystem(name, [base], interface, RetryPolicy(attempts=3, delay=0.05), cache=cache)
+
+
+def bench_uploads(xrootd: XRootDServer, files: int, parallel: int, workdir: str) -> list[Row]:
+    sources = []
+    for i in range(files):
+        path = os.path.join(workdir, "src", f"f{i:05d}.txt")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"small file {i}\n" * 20)
+        sources.append(path)
+    fs = make_fs("bench-upload", f"{xrootd.url}/upload")
+
+    def serial() -> None:
+        for i, src in enumerate(sources):
+            RemoteFileTarget(f"serial/f{i:05d}.txt", fs=fs).copy_from_local(src)
+
+    def batch() -> None:
+        results = fs.copy_many([(src, f"batch/f{i:05d}.txt") for i, src in enumerate(sources)], "put",
+                               parallel=parallel, progress=False)
+        assert all(r.ok for r in results)
+
+    t_serial, t_batch = timed(serial), timed(batch)
+    assert len(fs.listdir("serial")) == len(fs.listdir("batch")) == files
+    return [(f"upload {files} files to xrootd: serial loop", f"{t_serial:.2f} s",
+             f"{1000 * t_serial / files:.2f} ms/file", ""),
+            (f"upload {files} files to xrootd: copy_many(parallel={parallel})", f"{t_batch:.2f} s",
+             f"{1000 * t_batch / files:.2f} ms/file", f"{t_serial / t_batch:.1f}x faster (goal >= 5x)")]
+
+
+def fill(directory: str, dirs: int, per_dir: int) -> None:
+    """Create the collection's files directly on the server's disk (setup, not measured)."""
+    for d in range(dirs):
+        sub = os.path.join(directory, f"d{d:03d}")
+        os.makedirs(sub, exist_ok=True)
+        for i in range(per_dir):
+            open(os.path.join(sub, f"out_{i:05d}.json"), "w").close()
+
+
+def collection(root: object, dirs: int, per_dir: int) -> TargetCollection:
+    targets = {}
+    for d in range(dirs):
+        directory = root.child(f"d{d:03d}", "d")  # type: ignore[attr-defined]
+        for i in range(per_dir):
+            targets[(d, i)] = directory.child(f"out_{i:05d}.json")
+    return TargetCollection(targets)
+
+
+def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, total: int, workdir: str) -> list[Row]:
+    dirs, per_dir = 100, total // 100
+    local_root = os.path.join(workdir, "local-coll")
+    fill(local_root, dirs, per_dir)
+    local = collection(LocalDirectoryTarget(local_root), dirs, per_dir)
+    t_local = timed(lambda: local.count(), repeat=3)
+    assert local.count() == total
+    rows: list[Row] = [(f"exists: {total} files in {dirs} dirs, local disk", f"{1000 * t_local:.0f} ms", "", "")]
+    for label, server in (("xrootd", xrootd), ("WebDAV", webdav)):
+        fill(server.local_path("coll"), dirs, per_dir)
+        fs = make_fs(f"bench-coll-{label}", f"{server.url}/coll", counting=True)
+        remote = collection(RemoteDirectoryTarget("/", fs=fs), dirs, per_dir)
+        t_remote = timed(lambda remote=remote: remote.count(), repeat=3)  # type: ignore[misc]
+        fs.interface.calls.clear()  # type: ignore[attr-defined]
+        assert remote.count() == total
+        calls = dict(fs.interface.calls)  # type: ignore[attr-defined]
+        rows.append((f"exists: {total} files in {dirs} dirs, {label}", f"{1000 * t_remote:.0f} ms",
+                     f"remote calls: {calls}", f"{t_remote / t_local:.1f}x local (goal <= 3x)"))
+    return rows
+
+
+def bench_cache(xrootd: XRootDServer, workdir: str) -> list[Row]:
+    cache = RemoteCache(os.path.join(workdir, "cache"), 10**9)
+    fs = make_fs("bench-cache", f"{xrootd.url}/cache", counting=True, cache=cache)
+    target = RemoteFileTarget("data/big.bin", fs=fs)
+    payload = os.urandom(10 * 2**20)
+    with target.open("wb") as f:
+        f.write(payload)
+
+    def read() -> None:
+        with target.open("rb") as f:
+            assert len(f.read()) == len(payload)
+
+    read()  # miss: fills the cache
+    fs.interface.calls.clear()  # type: ignore[attr-defined]
+    t_hit = timed(read, repeat=5)
+    calls_per_read = {k: v / 5 for k, v in fs.interface.calls.items()}  # type: ignore[attr-defined]
+    uncached = make_fs("bench-nocache", f"{xrootd.url}/cache")
+    t_miss = timed(lambda: RemoteFileTarget("data/big.bin", fs=uncached).open("rb").close(), repeat=3)
+    return [("read 10 MiB file, cache hit", f"{1000 * t_hit:.1f} ms", f"remote calls per read: {calls_per_read}",
+             "goal: <= 1 stat"),
+            ("read 10 MiB file, no cache", f"{1000 * t_miss:.1f} ms", "", "")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--collection", type=int, default=10000)
+    parser.add_argument("--parallel", type=int, default=8)
+    args = parser.parse_args()
+    client_environment()
+    xrootd, webdav = XRootDServer().start(), WebDAVServer().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="pylaw-bench-") as workdir:
+            GFALInterface().mkdir(f"{xrootd.url}/upload")
+            GFALInterface().mkdir(f"{xrootd.url}/cache")
+            rows = bench_uploads(xrootd, args.files, args.parallel, workdir)
+            rows += bench_existence(xrootd, webdav, args.collection, workdir)
+            rows += bench_cache(xrootd, workdir)
+    finally:
+        xrootd.stop()
+        webdav.stop()
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    print(f"remote targets benchmark ({os.cpu_count()} cores, loopback servers)")
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    main()
