@@ -3,10 +3,10 @@
     python benchmarks/remote_transfers.py [--files 1000] [--collection 10000] [--parallel 8]
 
 1. Upload of ``--files`` small files to xrootd: batch transfer (``fs.copy_many``) vs a
-   serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal ≥ 5×.
+   serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal >= 5x.
 2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
-   WebDAV vs the same check on local disk. Goal ≤ 3× local. One listing per directory.
-3. Cache-hit path: remote operations and time of reading a cached file. Goal: ≤ 1 stat.
+   WebDAV vs the same check on local disk. Goal <= 3x local. One listing per directory.
+3. Cache-hit path: remote operations and time of reading a cached file. Goal: <= 1 stat.
 
 Needs gfal2, xrootd and wsgidav (``bash tests/services/install_remote.sh VENV``).
 """
