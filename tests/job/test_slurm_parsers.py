@@ -62,13 +62,20 @@ def test_squeue_lines(text, expected):
     assert {k: v.status for k, v in SlurmJobManager.parse_squeue(text).items()} == expected
 
 
-def test_sacct_lines_skip_job_steps_and_read_cancelled_by():
-    text = "12|FAILED|3:0\n12.batch|FAILED|3:0\n13_1|CANCELLED by 0|0:15\n14|COMPLETED|0:0\n"
-    states = SlurmJobManager.parse_sacct(text)
-    assert set(states) == {"12", "13_1", "14"}
-    assert states["12"].exit_code == 3
-    assert states["13_1"].status is JobStatus.FAILED
-    assert states["14"].status is JobStatus.FINISHED
+def test_sacct_with_accounting_skips_job_steps_and_reads_cancelled_by():
+    states = SlurmJobManager.parse_sacct(read("sacct_jobs.txt"))
+    assert set(states) == {"1_0", "1_1", "1_2", "1_3", "2", "3"}  # no "1_0.batch" steps
+    assert states["1_1"].status is JobStatus.FAILED and states["1_1"].exit_code == 3
+    assert states["2"].status is JobStatus.FAILED and states["2"].reason == "CANCELLED by 0"
+    assert states["3"].status is JobStatus.FINISHED and states["3"].exit_code == 0
+    elements = SlurmJobManager.parse_sacct(read("sacct_array_element.txt"))
+    assert set(elements) == {"1_1", "3"}
+
+
+def test_sacct_without_accounting_prints_no_jobs():
+    text = read("sacct_disabled.txt")
+    assert "accounting storage is disabled" in text
+    assert SlurmJobManager.parse_sacct(text) == {}
 
 
 def test_helpers():
