@@ -9,7 +9,8 @@
 #   PYLAW_SETUP_FILE   bootstrap hook: a file sourced first (e.g. an experiment's setup.sh)
 #   PYLAW_VENV         bootstrap hook: a virtualenv activated next
 #   PYLAW_PYTHONPATH   prepended to PYTHONPATH (where the task modules live)
-#   PYLAW_LOG_DIR      if set, one log per branch is staged there at the end
+#   PYLAW_LOG_DIR      if set, one log per branch is staged there at the end; if not, the
+#                      logs are printed to the job's output
 #
 # Prints one line per branch ("pylaw-job: branch N ok|failed|missing-outputs rc=R") and
 # exits with:
@@ -70,7 +71,10 @@ for branch in $PYLAW_BRANCHES; do
         5) say "branch $branch missing-outputs rc=5"; missing=1 ;;
         *) say "branch $branch failed rc=$rc"; failed=1 ;;
     esac
-    if [ "$rc" -ne 0 ]; then
+    if [ -z "${PYLAW_LOG_DIR:-}" ]; then
+        # logs are not staged: the batch system's job output is the only place to keep them
+        sed "s/^/  [branch $branch] /" "$log"
+    elif [ "$rc" -ne 0 ]; then
         # the end of the log is usually what explains a failure; all of it is staged
         tail -n 20 "$log" | sed "s/^/  [branch $branch] /"
     fi

@@ -133,7 +133,7 @@ def required_branches(task: Any, total: int) -> int:
 class BaseRemoteWorkflow(BaseWorkflow):
     """Shared parameters and hooks of workflows whose branches run as batch jobs."""
 
-    workflow_proxy_cls = RemoteWorkflowProxy
+    workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = RemoteWorkflowProxy
     #: the config section of the backend's options, e.g. "slurm" (set by backend mixins)
     remote_config_section: ClassVar[str] = ""
 

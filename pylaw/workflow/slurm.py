@@ -23,6 +23,7 @@ import luigi
 from pylaw.job.base import JobFileFactory, JobManager
 from pylaw.job.command import CommandRunner
 from pylaw.job.slurm import SlurmJobFileFactory, SlurmJobManager
+from pylaw.workflow.base import WorkflowProxy
 from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy
 
 
@@ -47,7 +48,7 @@ class SlurmWorkflow(BaseRemoteWorkflow):
     """Run the branches on Slurm: ``--workflow slurm``."""
 
     workflow_type: ClassVar[str | None] = "slurm"
-    workflow_proxy_cls = SlurmWorkflowProxy
+    workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = SlurmWorkflowProxy
 
     #: task-level defaults that win over the [slurm] section (not parameters: the [slurm]
     #: config already owns --slurm-partition & co. on the command line)

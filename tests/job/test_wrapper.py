@@ -80,6 +80,16 @@ def test_bootstrap_hook_runs_before_the_branches_and_logs_are_staged(setup):
     assert (tmp_path / "setup_ran").exists()
     log = tmp_path / "jobs" / "logs" / "job7_attempt2_branch5.log"
     assert log.read_text() == "hello from the branch\n"
+    assert "hello from the branch" not in result.stdout  # staged, not repeated in the job output
+
+
+def test_without_log_transfer_branch_logs_go_to_the_job_output(setup):
+    tmp_path, out, context = setup
+    context.transfer_logs = False
+    context.command = [sys.executable, "-c", "print('hello from the branch')"]
+    _, result = run_job(tmp_path, out, context, [5])
+    assert result.returncode == 0 and "[branch 5] hello from the branch" in result.stdout
+    assert not (tmp_path / "jobs" / "logs").exists()
 
 
 def test_slurm_script_carries_options_and_one_case_per_array_element(tmp_path):
