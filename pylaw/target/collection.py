@@ -33,18 +33,32 @@ def iter_leaves(struct: Any) -> Iterator[luigi.target.Target]:
 
 def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
     """Whether each target exists, listing every directory once where targets allow it."""
+    keys = [leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None for leaf in leaves]
+    representatives: dict[Any, FileSystemTarget] = {}
+    for key, leaf in zip(keys, leaves, strict=True):
+        if key is not None and key not in representatives:
+            representatives[key] = leaf  # type: ignore[assignment]
+    listings = list_directories(representatives)
+    return [leaf.exists() if key is None else leaf.basename in listings[key]  # type: ignore[attr-defined]
+            for key, leaf in zip(keys, leaves, strict=True)]
+
+
+def list_directories(representatives: dict[Any, FileSystemTarget]) -> dict[Any, set[str]]:
+    """The listing behind each key, from one target living there.
+
+    A target class may provide ``list_parents_of(targets) -> list[set[str]]`` to list many
+    directories at once (remote targets do it in parallel: each listing is a round trip).
+    """
+    by_class: dict[type, list[Any]] = {}
+    for key, leaf in representatives.items():
+        by_class.setdefault(type(leaf), []).append(key)
     listings: dict[Any, set[str]] = {}
-    result = []
-    for leaf in leaves:
-        key = leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None
-        if key is None or not isinstance(leaf, FileSystemTarget):
-            result.append(leaf.exists())
-            continue
-        names = listings.get(key)
-        if names is None:
-            names = listings[key] = leaf.list_parent_names()
-        result.append(leaf.basename in names)
-    return result
+    for cls, keys in by_class.items():
+        many = getattr(cls, "list_parents_of", None)
+        targets = [representatives[key] for key in keys]
+        names = many(targets) if many is not None else [target.list_parent_names() for target in targets]
+        listings.update(zip(keys, names, strict=True))
+    return listings
 
 
 class TargetCollection(luigi.target.Target):

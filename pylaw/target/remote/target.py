@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from pylaw.errors import RemoteFileNotFoundError, RemoteNotADirectoryError
@@ -106,6 +107,19 @@ class RemoteTargetMixin:
             return set(self.fs.listdir(posixpath.dirname(self.path)))
         except (RemoteFileNotFoundError, RemoteNotADirectoryError):
             return set()
+
+    @classmethod
+    def list_parents_of(cls, targets: list[RemoteTargetMixin]) -> list[set[str]]:
+        """``list_parent_names()`` of many targets, ``fs.parallel`` listings at a time.
+
+        Collections call this once with one target per directory: each listing is a
+        network round trip, and running them concurrently hides the latency.
+        """
+        if len(targets) < 2:
+            return [target.list_parent_names() for target in targets]
+        workers = max(target.fs.parallel for target in targets)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pylaw-listdir") as pool:
+            return list(pool.map(lambda target: target.list_parent_names(), targets))
 
 
 class RemoteWriteFile(AtomicFile):
