@@ -17,6 +17,9 @@ Slurm quirks this module is built around (checked against Slurm 22.05):
 - Exit codes are not in ``squeue``'s output; ``scontrol -o show job`` has them
   (``ExitCode=rc:signal``) as long as ``squeue`` knows the job.
 - ``sbatch --parsable`` prints ``id`` or ``id;cluster``.
+- Cancelling every element of an array that is still pending as a whole leaves ONE
+  record, ``<array id>`` (``ArrayTaskId=4294967294``, Slurm's NO_VAL), instead of one per
+  element: its state stands for all elements.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from pylaw.job.command import CommandRunner
 from pylaw.job.files import copy_wrapper, job_environment, write_script
 
 logger = logging.getLogger("pylaw.job")
+
+#: Slurm's "no value" marker for numeric fields (e.g. ArrayTaskId of a whole array)
+NO_VAL = 4294967294
 
 
 class SlurmJobFileFactory(JobFileFactory):
@@ -191,8 +197,11 @@ class SlurmJobManager(JobManager):
             if result.returncode != 0 and "Invalid job id" not in result.stderr:
                 raise CommandError(f"squeue failed: {result.stderr.strip()}", list(result.argv),
                                    result.returncode, result.stderr)
-            for job_id, state in self.parse_squeue(result.stdout).items():
-                if job_id in states:
+            found = self.parse_squeue(result.stdout)
+            for job_id in states:
+                # an element missing from the listing may be covered by its array's own record
+                state = found.get(job_id) or found.get(base_id(job_id))
+                if state is not None:
                     states[job_id] = state
         forgotten = [job_id for job_id, state in states.items() if state.status is JobStatus.UNKNOWN]
         if forgotten and self.accounting():
@@ -200,8 +209,9 @@ class SlurmJobManager(JobManager):
         if any(state.status is JobStatus.FAILED and state.exit_code is None for state in states.values()):
             codes = self.parse_scontrol(self.runner.run(self.scontrol_jobs_command, check=False).stdout)
             for job_id, state in states.items():
-                if state.status is JobStatus.FAILED and state.exit_code is None and job_id in codes:
-                    states[job_id] = JobState(state.status, codes[job_id].exit_code, state.reason)
+                code = codes.get(job_id) or codes.get(base_id(job_id))
+                if state.status is JobStatus.FAILED and state.exit_code is None and code is not None:
+                    states[job_id] = JobState(state.status, code.exit_code, state.reason)
         return states
 
     def query_sacct(self, job_ids: Sequence[str]) -> dict[str, JobState]:
@@ -244,7 +254,8 @@ class SlurmJobManager(JobManager):
             if "JobId" not in fields or "JobState" not in fields:
                 continue
             task_id = fields.get("ArrayTaskId", "")
-            job_id = f"{fields['ArrayJobId']}_{task_id}" if task_id.isdigit() else fields["JobId"]
+            is_element = task_id.isdigit() and int(task_id) < NO_VAL  # NO_VAL: the array as a whole
+            job_id = f"{fields['ArrayJobId']}_{task_id}" if is_element else fields["JobId"]
             states[job_id] = JobState(cls.map_status(fields["JobState"]),
                                       exit_code_of(fields.get("ExitCode", "")), fields.get("Reason", ""))
         return states

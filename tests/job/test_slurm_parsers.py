@@ -82,3 +82,10 @@ def test_helpers():
     assert base_id("12_3") == "12" and base_id("12") == "12"
     assert exit_code_of("0:9") == 137 and exit_code_of("4:0") == 4 and exit_code_of("") is None
     assert SlurmJobManager.submit_regex.match("123;cluster\n").group(1) == "123"
+
+
+def test_cancelled_pending_array_is_one_record_for_all_elements():
+    states = SlurmJobManager.parse_squeue(read("squeue_cancelled_pending_array.txt"))
+    assert {k: v.status for k, v in states.items()} == {"1": JobStatus.FAILED}
+    records = SlurmJobManager.parse_scontrol(read("scontrol_cancelled_pending_array.txt"))
+    assert set(records) == {"1"}  # not "1_4294967294"
