@@ -276,6 +276,10 @@ class RemoteFileSystem:
             if self.stat(path).size != size:
                 raise
         except RemoteFileExistsError:
+            if not self.exists(tmp):  # an earlier attempt did rename it; its answer was lost
+                if self.stat(path).size != size:
+                    raise
+                return
             # some servers refuse to replace on MOVE: drop the old file, then rename
             self.unlink(path)
             self.rename(tmp, path)
