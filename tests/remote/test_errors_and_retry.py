@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import random
+import subprocess
+import sys
 
 import pytest
 
 from pylaw.errors import (
+    RemoteBackendMissingError,
     RemoteConnectionError,
     RemoteDirectoryNotEmptyError,
     RemoteError,
@@ -103,3 +106,15 @@ def test_operation_bases_override(make_fs, base_url_for) -> None:
     fs.mkdir("/only-on-root")
     assert fs.exists("/only-on-root")
     assert "only-on-root" not in fs.listdir("/")
+
+
+def test_missing_gfal2_gives_an_install_hint(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "gfal2", None)  # what `import gfal2` sees when it is not installed
+    with pytest.raises(RemoteBackendMissingError, match="apt-get install python3-gfal2") as info:
+        GFALInterface().stat("root://127.0.0.1:1//a")
+    assert isinstance(info.value, ImportError)
+
+
+def test_importing_pylaw_remote_does_not_import_gfal2() -> None:
+    code = "import sys, pylaw.target.remote; assert 'gfal2' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
