@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from typing import Any, ClassVar
 
 import luigi
@@ -113,6 +114,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
                 if lost:  # interrupted submissions: their ids were never saved
                     ids += [i for found in manager.find(sorted(set(lost))).values() for i in found]
                 manager.cancel(ids)
+                self.wait_until_gone(manager, ids)
             for record in state.jobs.values():
                 if record.status.open:
                     record.status = RecordStatus.CANCELLED
@@ -123,6 +125,19 @@ class RemoteWorkflowProxy(WorkflowProxy):
             manager.cleanup([r.job_id for r in state.jobs.values() if r.job_id])
             shutil.rmtree(task.remote_job_dir(), ignore_errors=True)
             print(f"{task.get_task_family()}: removed job files, logs and state in {task.remote_job_dir()}")
+
+
+    @staticmethod
+    def wait_until_gone(manager: JobManager, job_ids: list[str], timeout: float = 120.0) -> None:
+        """Cancelled jobs linger a moment (Slurm: COMPLETING while being killed); wait for them."""
+        deadline = time.monotonic() + timeout
+        while job_ids and time.monotonic() < deadline:
+            active = [i for i, state in manager.query(job_ids).items() if state.status.active]
+            if not active:
+                return
+            time.sleep(0.5)
+        print(f"warning: jobs {', '.join(job_ids[:5])} ... are still in the batch system {timeout:g} s "
+              f"after being cancelled; check them with the batch system's own tools")
 
 
 def required_branches(task: Any, total: int) -> int:

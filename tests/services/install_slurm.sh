@@ -13,7 +13,7 @@ set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "install_slurm.sh: run as root (apt-get and the Slurm daemons need it)" >&2; exit 2; }
 
-DEB_PACKAGES=(slurm-wlm munge)
+DEB_PACKAGES=(slurm-wlm munge slurmdbd mariadb-server)  # the last two: accounting (sacct) tests
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -6,6 +6,10 @@ is rewritten and a munged or Slurm started by someone else is left alone. The cl
 is selected by exporting ``SLURM_CONF`` (every Slurm command, and every job, reads it).
 Daemons run in the foreground as our children and are stopped by their PIDs.
 
+With ``accounting=True`` a private MariaDB and ``slurmdbd`` are started first, so that
+``sacct`` works (the packages ``slurmdbd mariadb-server`` are installed by the same
+script).
+
 Install the packages first: ``bash tests/services/install_slurm.sh`` (root).
 """
 
@@ -31,7 +35,9 @@ from tests.services._process import free_port, stop_process, unavailable
 #   sched_min_interval=0 dispatch immediately.
 # - squeue forgets finished jobs after MinJobAge seconds; a long MinJobAge keeps their
 #   final state visible to `squeue --states=all` and `scontrol show job`.
-# - no slurmdbd here: `sacct` fails with "accounting storage is disabled".
+# - without slurmdbd, `sacct` fails with "accounting storage is disabled".
+# - with a private munged socket, AuthInfo=socket= covers slurmctld/slurmd only; the
+#   connection to slurmdbd takes its socket from AccountingStoragePass.
 CONFIG = """\
 ClusterName=pylawtest
 SlurmctldHost=localhost
@@ -58,23 +64,48 @@ SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
-AccountingStorageType=accounting_storage/none
+{accounting}
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
-MinJobAge=3600
+MinJobAge={min_job_age}
 MaxJobCount=20000
 MaxArraySize=10001
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=4000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+NO_ACCOUNTING = "AccountingStorageType=accounting_storage/none"
+ACCOUNTING = """\
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort={dbd_port}
+AccountingStoragePass={state}/munge/munge.socket"""
+DBD_CONFIG = """\
+AuthType=auth/munge
+AuthInfo=socket={state}/munge/munge.socket
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={dbd_port}
+SlurmUser=root
+LogFile={state}/log/slurmdbd.log
+PidFile={state}/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={db_port}
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=pylaw-test-only
 """
 
 
 class SlurmCluster:
     """munged + slurmctld + slurmd with their own config; ``env`` selects this cluster."""
 
-    def __init__(self, cpus: int = 8, extra_config: str = "") -> None:
+    def __init__(self, cpus: int = 8, extra_config: str = "", accounting: bool = False,
+                 min_job_age: int = 3600) -> None:
         self.cpus = cpus
         self.extra_config = extra_config
+        self.accounting = accounting
+        self.min_job_age = min_job_age
         self.state = tempfile.mkdtemp(prefix="pylaw-slurm-")
         self.conf = os.path.join(self.state, "slurm.conf")
         self.processes: dict[str, subprocess.Popen] = {}
@@ -91,12 +122,19 @@ class SlurmCluster:
             raise PermissionError("the test Slurm runs its daemons as root (SlurmUser=root): run as root")
         for sub in ("ctld", "spool", "log"):
             os.makedirs(os.path.join(self.state, sub))
+        dbd_port = free_port()
+        accounting = NO_ACCOUNTING
+        if self.accounting:
+            accounting = ACCOUNTING.format(state=self.state, dbd_port=dbd_port)
         with open(self.conf, "w") as f:
             ports = {"ctld_port": free_port(), "d_port": free_port()}
-            f.write(CONFIG.format(state=self.state, cpus=self.cpus, **ports))
+            f.write(CONFIG.format(state=self.state, cpus=self.cpus, accounting=accounting,
+                                  min_job_age=self.min_job_age, **ports))
             f.write(self.extra_config)
         self._start_munged()
         env = {**os.environ, **self.env}
+        if self.accounting:
+            self._start_accounting(env, dbd_port, timeout)
         self._spawn("slurmctld", ["slurmctld", "-D", "-f", self.conf], env)
         self._spawn("slurmd", ["slurmd", "-D", "-N", "localhost", "-f", self.conf], env)
         self._wait_idle(timeout)
@@ -119,6 +157,38 @@ class SlurmCluster:
                 raise RuntimeError(f"munged did not come up; see {directory}/munged.log and "
                                    f"{self.state}/log/munged.out (is /etc/munge/munge.key present?)")
             time.sleep(0.05)
+
+    def _start_accounting(self, env: dict[str, str], dbd_port: int, timeout: float) -> None:
+        """A private MariaDB and slurmdbd; the cluster is registered before slurmctld starts."""
+        for binary in ("mariadbd", "mariadb-install-db", "slurmdbd"):
+            if shutil.which(binary) is None:
+                raise FileNotFoundError(f"{binary} is not installed: run tests/services/install_slurm.sh")
+        db, socket = os.path.join(self.state, "db"), os.path.join(self.state, "mysql.sock")
+        subprocess.run(["mariadb-install-db", f"--datadir={db}", "--user=root",
+                        "--auth-root-authentication-method=normal"],
+                       check=True, capture_output=True, timeout=120)
+        db_port = free_port()
+        self._spawn("mariadbd", ["mariadbd", f"--datadir={db}", f"--socket={socket}", f"--port={db_port}",
+                                 "--bind-address=127.0.0.1", "--user=root",
+                                 f"--pid-file={self.state}/mariadb.pid"], env)
+        sql = ("CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'pylaw-test-only'; "
+               "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;")
+        self._retry(["mariadb", f"--socket={socket}", "-e", sql], env, timeout, "MariaDB")
+        # slurmdbd reads slurmdbd.conf next to slurm.conf, and refuses it unless it is private
+        dbd_conf = os.path.join(self.state, "slurmdbd.conf")
+        with open(os.open(dbd_conf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(DBD_CONFIG.format(state=self.state, dbd_port=dbd_port, db_port=db_port))
+        self._spawn("slurmdbd", ["slurmdbd", "-D"], env)
+        self._retry(["sacctmgr", "--noheader", "show", "cluster"], env, timeout, "slurmdbd")
+        subprocess.run(["sacctmgr", "-i", "add", "cluster", "pylawtest"], env=env, check=True,
+                       capture_output=True)
+
+    def _retry(self, command: list[str], env: dict[str, str], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while subprocess.run(command, env=env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not come up within {timeout} s; see {self.state}/log/")
+            time.sleep(0.2)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str], **kwargs: int) -> None:
         # started directly (not through runuser/su) so that the PID we keep is the daemon's
@@ -152,7 +222,7 @@ class SlurmCluster:
                            timeout=30)
             time.sleep(0.5)
         # slurmd first: the controller would otherwise log the node as not responding
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
             stop_process(self.processes.pop(name, None))
         shutil.rmtree(self.state, ignore_errors=True)
 
@@ -179,4 +249,24 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = previous
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_accounting_cluster() -> Iterator[SlurmCluster]:
+    """A second cluster, with slurmdbd (real ``sacct``) and a short MinJobAge.
+
+    ``squeue`` forgets its finished jobs after a few seconds (slurmctld purges old jobs
+    in a periodic pass, so "a few" can be up to about a minute); only ``sacct`` still
+    knows them then. Use ``cluster.env`` to address it.
+    """
+    cluster = SlurmCluster(cpus=2, accounting=True, min_job_age=2)
+    try:
+        cluster.start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        cluster.stop()
+        unavailable(f"could not start a local Slurm with accounting: {exc}")
+    try:
+        yield cluster
+    finally:
         cluster.stop()
