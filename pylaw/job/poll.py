@@ -75,6 +75,7 @@ class JobPoller:
         self.report_to = report
         self.sleep = sleep
         self.last_error = ""
+        self.existing_branches: set[int] = set()
 
     # -- the loop ------------------------------------------------------------------
 

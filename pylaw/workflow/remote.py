@@ -126,7 +126,6 @@ class RemoteWorkflowProxy(WorkflowProxy):
             shutil.rmtree(task.remote_job_dir(), ignore_errors=True)
             print(f"{task.get_task_family()}: removed job files, logs and state in {task.remote_job_dir()}")
 
-
     @staticmethod
     def wait_until_gone(manager: JobManager, job_ids: list[str], timeout: float = 120.0) -> None:
         """Cancelled jobs linger a moment (Slurm: COMPLETING while being killed); wait for them."""
