@@ -84,13 +84,16 @@ def world(tmp_path):
     target = LocalFileTarget(str(tmp_path / "submission.json"))
     done: set[int] = set()
     manager = MemoryBatch()
+    reports: list[tuple[str, int]] = []
 
     def poller(settings=None, state=None, manager=manager):
         return JobPoller(manager, NamedBatches(), JobContext(command=["x"], job_dir=str(tmp_path)),
                          state or SubmissionState.load(target, "memory"), range(6), lambda: set(done),
-                         settings or PollSettings(tasks_per_job=2), report=lambda line, percent: None,
+                         settings or PollSettings(tasks_per_job=2),
+                         report=lambda line, percent: reports.append((line, percent)),
                          sleep=lambda s: None)
 
+    poller.reports = reports  # type: ignore[attr-defined]
     return target, done, manager, poller
 
 
@@ -108,9 +111,13 @@ def test_branches_are_chunked_and_submitted_in_one_call(world):
     assert poller().poll_once() is None
     assert manager.submit_calls == 1
     assert sorted(branches for _, branches, _ in manager.jobs.values()) == [(0, 2), (3, 4), (5,)]
+    assert poller.reports[-1] == ("memory: 6 branches: 1 done, 0 failed | jobs: 0 queued, 3 pending, "
+                                  "0 running, 0 done, 0 retried, 0 given up", 16)
     finish_all(manager, done)
     outcome = poller().poll_once()
     assert outcome is not None and outcome.succeeded and outcome.done == 6
+    line, percent = poller.reports[-1]
+    assert percent == 100 and "| jobs: 0 queued, 0 pending, 0 running, 3 done" in line
 
 
 def test_retry_resubmits_only_missing_branches_then_gives_up(world):
