@@ -229,13 +229,37 @@ class RemoteFileSystem:
         """Upload a local file to ``path`` atomically (temporary name, size check, rename).
 
         On any failure the temporary file is removed (best effort) and the error raised;
-        the final name never shows partial data.
+        the final name never shows partial data. With ``verify``, the sizes of the
+        temporary and of the published file are checked; a published file that vanished
+        right away (a MOVE duplicated by the HTTP client's own retry can delete it on
+        some servers) makes the whole upload start again, up to ``retry.attempts`` times.
         """
         size = os.stat(local_path).st_size
         norm = self.normpath(path)
-        directory, basename = posixpath.split(norm)
         if make_parents:
-            self.mkdir(directory)
+            self.mkdir(posixpath.dirname(norm))
+        for attempt in range(1, self.retry.attempts + 1):
+            self._put_once(local_path, norm, size, verify)
+            if not verify or self._published(norm, size):
+                break
+            logger.warning("%s on %s vanished or changed right after its upload (attempt %d/%d); uploading "
+                           "again", norm, self.name, attempt, self.retry.attempts)
+        else:
+            raise TransientRemoteError(f"upload of {local_path} to {norm!r} on {self.name!r} was not visible "
+                                       f"after {self.retry.attempts} attempts", operation="put",
+                                       url=self.url(norm, "put"))
+        if self.cache is not None:
+            self.cache.invalidate(self, norm)
+
+    def _published(self, path: str, size: int) -> bool:
+        try:
+            return self.stat(path).size == size
+        except RemoteFileNotFoundError:
+            return False
+
+    def _put_once(self, local_path: str, norm: str, size: int, verify: bool) -> None:
+        """Upload to a temporary name, check its size, rename it into place."""
+        directory, basename = posixpath.split(norm)
         source = local_url(local_path)
         tmps: list[str] = []
 
@@ -252,8 +276,7 @@ class RemoteFileSystem:
                 if uploaded != size:
                     raise TransientRemoteError(
                         f"upload of {local_path} to {norm!r} on {self.name!r} stored {uploaded} of {size} "
-                        "bytes",
-                        operation="put", url=self.url(tmp, "put"))
+                        "bytes", operation="put", url=self.url(tmp, "put"))
             self._publish(tmp, norm, size)
         except BaseException:
             for tmp in tmps:
@@ -261,8 +284,6 @@ class RemoteFileSystem:
             raise
         for tmp in tmps[:-1]:  # leftovers of failed attempts, if the server kept them
             self._discard(tmp)
-        if self.cache is not None:
-            self.cache.invalidate(self, norm)
 
     def _publish(self, tmp: str, path: str, size: int) -> None:
         """Rename the uploaded temporary file to its final name, coping with a retried rename.
