@@ -53,6 +53,10 @@ class CountingInterface(FileInterface):
         self._count("listdir")
         return self.inner.listdir(url, timeout)
 
+    def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
+        self._count("listdir_stat")
+        return self.inner.listdir_stat(url, timeout)
+
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         self._count("mkdir")
         self.inner.mkdir(url, parents, timeout)

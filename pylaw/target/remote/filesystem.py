@@ -163,6 +163,12 @@ class RemoteFileSystem:
         return sorted(self.run("listdir", path, lambda base: self.interface.listdir(self.url(path, base=base),
                                                                                      timeout)))
 
+    def listdir_stat(self, path: str) -> dict[str, RemoteStat]:
+        """Name -> stat of everything in the directory ``path``, in as few requests as the backend can."""
+        timeout = self.retry.timeout
+        return self.run("listdir", path,
+                        lambda base: self.interface.listdir_stat(self.url(path, base=base), timeout))
+
     def mkdir(self, path: str, parents: bool = True) -> None:
         """Create a directory; with ``parents`` (the default) like ``mkdir -p``."""
         timeout = self.retry.timeout

@@ -199,6 +199,8 @@ class GFALInterface(FileInterface):
             self._local.timeout = timeout
         gerror = import_gfal2().GError
         try:
+            if operation == "readpp":  # a method of the directory object from opendir
+                return args[0].readpp()
             return getattr(ctx, operation)(*args)
         except gerror as exc:
             raise map_gerror(exc, operation, url) from exc
@@ -211,6 +213,18 @@ class GFALInterface(FileInterface):
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         names = self._call("listdir", url, timeout, url)
         return [name.rstrip("/") for name in names if name not in (".", "..", "")]
+
+    def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
+        """One listing with attributes (``readpp``; a PROPFIND of depth 1 on WebDAV)."""
+        directory = self._call("opendir", url, timeout, url)
+        entries: dict[str, RemoteStat] = {}
+        while True:
+            entry, st = self._call("readpp", url, timeout, directory)
+            if entry is None:
+                return entries
+            if entry.d_name not in (".", ".."):
+                entries[entry.d_name.rstrip("/")] = RemoteStat(
+                    size=int(st.st_size), mtime=float(st.st_mtime), is_dir=stat_module.S_ISDIR(st.st_mode))
 
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         if not parents:

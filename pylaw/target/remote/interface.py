@@ -88,6 +88,15 @@ class FileInterface(abc.ABC):
         destination: callers that need atomicity copy to a temporary name and ``rename``.
         """
 
+    def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
+        """Name -> stat of everything in the directory ``url``.
+
+        Derived from ``listdir`` and ``stat``; backends that can list with attributes in one
+        request (GFAL2's ``readpp``) override it: batch transfers check sizes this way.
+        """
+        base = url.rstrip("/")
+        return {name: self.stat(f"{base}/{name}", timeout) for name in self.listdir(url, timeout)}
+
     def rmdir_is_recursive(self, url: str) -> bool:
         """Whether ``rmdir(url)`` removes a non-empty directory itself (else callers walk the tree)."""
         return False

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from pylaw.errors import RemoteError, TransferFailedError, TransientRemoteError
+from pylaw.target.base import temporary_name
 from pylaw.target.remote.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -93,11 +94,86 @@ def _prepare(fs: RemoteFileSystem, results: list[TransferResult], direction: str
 
 
 def _operation(fs: RemoteFileSystem, direction: str) -> Callable[[str, str], Any]:
-    if direction == "put":
-        return lambda source, destination: fs.put(source, destination, make_parents=False)
-    if direction == "get":
-        return fs.get
-    return fs.copy
+    return fs.get if direction == "get" else fs.copy
+
+
+class PutRound:
+    """One round of a batch upload: three parallel steps, sizes checked by directory listings.
+
+    Uploading files one by one costs a stat of each temporary file and of each published
+    file; here both checks are one listing (with sizes) per directory: copy every file to
+    a fresh temporary name, list, rename the good ones into place, list again. A file
+    failing any step keeps its error (transient ones are retried in the next round).
+    """
+
+    def __init__(self, fs: RemoteFileSystem, results: list[TransferResult], pool: ThreadPoolExecutor) -> None:
+        self.fs, self.once, self.results, self.pool = fs, _single_attempt(fs), results, pool
+        self.tmp: dict[int, str] = {}
+        self.size: dict[int, int] = {}
+
+    def run(self, indices: list[int]) -> None:
+        for i in indices:
+            self.results[i].attempts += 1
+        uploaded = self._step(self._upload, indices)
+        checked = self._check_sizes(uploaded, self.tmp)
+        published = self._step(self._publish, checked)
+        final = {i: self.fs.normpath(self.results[i].destination) for i in published}
+        for i in self._check_sizes(published, final):
+            self.results[i].ok, self.results[i].error = True, None
+        failed = [i for i in indices if not self.results[i].ok and i in self.tmp]
+        self._step(lambda i: self.once._discard(self.tmp[i]), failed)
+
+    def _step(self, call: Callable[[int], None], indices: list[int]) -> list[int]:
+        """``call`` on each index in parallel; returns those that succeeded, records the errors."""
+        def attempt(i: int) -> bool:
+            start = time.monotonic()
+            try:
+                call(i)
+                return True
+            except (RemoteError, OSError) as exc:
+                self.results[i].error = exc
+                return False
+            finally:
+                self.results[i].seconds += time.monotonic() - start
+        return [i for i, ok in zip(indices, self.pool.map(attempt, indices), strict=True) if ok]
+
+    def _upload(self, i: int) -> None:
+        result = self.results[i]
+        self.size[i] = os.stat(result.source).st_size
+        directory, basename = posixpath.split(self.fs.normpath(result.destination))
+        self.tmp[i] = tmp = posixpath.join(directory, temporary_name(basename))
+        source = "file://" + os.path.abspath(result.source)
+        self.once.run("put", result.destination, lambda base: self.fs.interface.copy(
+            source, self.fs.url(tmp, base=base), True, self.fs.retry.timeout))
+
+    def _publish(self, i: int) -> None:
+        self.once._publish(self.tmp[i], self.fs.normpath(self.results[i].destination), self.size[i])
+        if self.fs.cache is not None:
+            self.fs.cache.invalidate(self.fs, self.results[i].destination)
+
+    def _check_sizes(self, indices: list[int], paths: dict[int, str]) -> list[int]:
+        """Indices whose ``paths`` have the expected size, with one listing per directory."""
+        by_dir: dict[str, list[int]] = {}
+        for i in indices:
+            by_dir.setdefault(posixpath.dirname(paths[i]), []).append(i)
+        good = []
+        for directory, members in by_dir.items():
+            try:
+                listing = self.fs.listdir_stat(directory)
+            except RemoteError as exc:
+                for i in members:
+                    self.results[i].error = exc
+                continue
+            for i in members:
+                found = listing.get(posixpath.basename(paths[i]))
+                if found is not None and found.size == self.size[i]:
+                    good.append(i)
+                else:
+                    self.results[i].error = TransientRemoteError(
+                        f"{paths[i]!r} on {self.fs.name!r} has {found.size if found else 'no'} bytes instead of "
+                        f"{self.size[i]} after the upload of {self.results[i].source}", operation="put",
+                        url=self.fs.url(paths[i], "put"))
+        return good
 
 
 def copy_many(fs: RemoteFileSystem, pairs: Iterable[tuple[str, str]], direction: str = "put",
@@ -119,6 +195,7 @@ def copy_many(fs: RemoteFileSystem, pairs: Iterable[tuple[str, str]], direction:
         return results
     _prepare(fs, results, direction)
     operation = _operation(_single_attempt(fs), direction)
+    done: set[int] = set()
     bar = ProgressBar(len(results), f"{direction} {fs.name}", enabled=progress)
     pending = list(range(len(results)))
 
@@ -133,16 +210,25 @@ def copy_many(fs: RemoteFileSystem, pairs: Iterable[tuple[str, str]], direction:
             result.error = exc
         finally:
             result.seconds += time.monotonic() - start
-        final = result.ok or not isinstance(result.error, TransientRemoteError)
-        if final or result.attempts >= policy.attempts:
-            bar.advance(result.ok)
+
+    def report(indices: list[int]) -> None:
+        for i in indices:
+            result = results[i]
+            final = result.ok or not isinstance(result.error, TransientRemoteError)
+            if i not in done and (final or result.attempts >= policy.attempts):
+                done.add(i)
+                bar.advance(result.ok)
 
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="pylaw-transfer") as pool:
         for round_number in range(1, policy.attempts + 1):
             if round_number > 1:
                 time.sleep(policy.backoff(round_number))
-            list(pool.map(transfer, pending))
-            pending = [i for i in pending if isinstance(results[i].error, TransientRemoteError)]
+            if direction == "put":
+                PutRound(fs, results, pool).run(pending)
+            else:
+                list(pool.map(transfer, pending))
+            report(pending)
+            pending = [i for i in pending if not results[i].ok and isinstance(results[i].error, TransientRemoteError)]
             if not pending:
                 break
     bar.close()
