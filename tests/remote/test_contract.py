@@ -155,3 +155,14 @@ def test_every_error_is_a_remote_error(fs: RemoteFileSystem) -> None:
     with pytest.raises(RemoteError) as info:
         fs.listdir("/not/here")
     assert info.value.operation == "listdir" and info.value.url.endswith("/not/here")
+
+
+def test_listdir_stat_gives_sizes_in_one_listing(fs: RemoteFileSystem, tmp_path) -> None:
+    fs.put(write(tmp_path, "a", b"12345"), "/ls/a.txt")
+    fs.mkdir("/ls/sub")
+    listing = fs.listdir_stat("/ls")
+    assert sorted(listing) == ["a.txt", "sub"]
+    assert (listing["a.txt"].size, listing["a.txt"].is_dir, listing["sub"].is_dir) == (5, False, True)
+    assert listing["a.txt"] == fs.stat("/ls/a.txt")
+    with pytest.raises(RemoteFileNotFoundError):
+        fs.listdir_stat("/no-such-dir")
