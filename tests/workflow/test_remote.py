@@ -7,8 +7,11 @@ test says so, which makes crash and retry sequences exact and free of timing.
 
 from __future__ import annotations
 
+import luigi
 import pytest
+from luigi.parameter import ParameterVisibility
 
+import pylaw
 from pylaw.errors import SubmissionStateError
 from pylaw.job.base import (
     Capabilities,
@@ -20,9 +23,12 @@ from pylaw.job.base import (
     JobStatus,
     SubmitResult,
 )
+from pylaw.job.branch import make_task, parse
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
 from pylaw.job.state import RecordStatus, SubmissionState
 from pylaw.target.local import LocalFileTarget
+from pylaw.workflow.local import LocalWorkflow
+from pylaw.workflow.slurm import SlurmWorkflow
 
 
 class NamedBatches(JobFileFactory):
@@ -169,3 +175,33 @@ def test_counts_and_broken_state_file(world, tmp_path):
         f.write("{not json")
     with pytest.raises(SubmissionStateError, match="--ignore-submission"):
         SubmissionState.load(target, "memory")
+
+
+class Secretive(pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
+    """A workflow with every kind of parameter a job command must carry (or must not)."""
+
+    text = luigi.Parameter(default="")
+    flag = luigi.BoolParameter(default=False)
+    count = luigi.IntParameter(default=1)
+    password = luigi.Parameter(default="", visibility=ParameterVisibility.PRIVATE, significant=False)
+
+    def create_branch_map(self):
+        return [0, 1]
+
+    def output(self):
+        return self.local_target(f"out_{self.branch}.txt")
+
+
+def test_branch_command_carries_parameters_but_no_secrets_or_submission_settings():
+    task = Secretive(version="v1", text="-starts with a dash", flag=True, count=3, password="hunter2",
+                     workflow="slurm", tasks_per_job=5, retries=2)
+    command = task.remote_branch_command(python="python")
+    assert command[:6] == ["python", "-m", "pylaw.job.branch", "--module", __name__, "Secretive"]
+    args = command[6:]
+    assert "--text=-starts with a dash" in args and "--flag" in args and "--count=3" in args
+    assert "--version=v1" in args and args[-1] == "--workflow=local"
+    assert not any("hunter2" in arg or "password" in arg for arg in args)
+    assert not any(arg.startswith(("--tasks-per-job", "--retries", "--branch")) for arg in args)
+    # the branch runner rebuilds the same task from these arguments
+    rebuilt = make_task(*parse([*command[3:], "--branch=1"]))
+    assert (rebuilt.text, rebuilt.flag, rebuilt.count, rebuilt.branch) == ("-starts with a dash", True, 3, 1)
