@@ -12,7 +12,7 @@ import pytest
 from luigi.parameter import ParameterVisibility
 
 import pylaw
-from pylaw.errors import SubmissionStateError
+from pylaw.errors import RemoteWorkflowFailedError, SubmissionStateError
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -205,3 +205,13 @@ def test_branch_command_carries_parameters_but_no_secrets_or_submission_settings
     # the branch runner rebuilds the same task from these arguments
     rebuilt = make_task(*parse([*command[3:], "--branch=1"]))
     assert (rebuilt.text, rebuilt.flag, rebuilt.count, rebuilt.branch) == ("-starts with a dash", True, 3, 1)
+
+
+def test_no_poll_submits_once_and_max_polling_time_stops_the_submitter(world):
+    target, _, manager, poller = world
+    outcome = poller(PollSettings(tasks_per_job=3, no_poll=True)).run()
+    assert outcome.succeeded is None and len(manager.jobs) == 2
+    assert not SubmissionState.load(target, "memory").closed  # a later run reattaches
+    with pytest.raises(RemoteWorkflowFailedError, match="rerun the same command to reattach"):
+        poller(PollSettings(tasks_per_job=3, max_polling_time=1e-9)).run()
+    assert len(manager.jobs) == 2  # the reattached run submitted nothing new
