@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import luigi
 import pytest
@@ -152,3 +153,12 @@ def test_no_temporary_files_are_left_after_writes(remote_fs) -> None:
     for i in range(5):
         RemoteFileTarget(f"clean/f{i}.txt", fs=remote_fs).dump(str(i), formatter="text")
     assert not [n for n in remote_fs.listdir("clean") if n.startswith(TMP_PREFIX)]
+
+
+def test_targets_and_filesystems_survive_pickling(remote_fs) -> None:
+    target = RemoteFileTarget("p/a.txt", fs=remote_fs)
+    target.dump("before", formatter="text")
+    copy = pickle.loads(pickle.dumps(target))
+    assert copy == target and copy.load(formatter="text") == "before"
+    copy.dump("after", formatter="text")
+    assert target.load(formatter="text") == "after"

@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from pylaw.errors import TransientRemoteError
 from pylaw.target.base import temporary_name
@@ -144,6 +144,27 @@ class RemoteCache:
             entry.touch()
         self.evict(keep=entry.directory)
         return entry.data
+
+    def open(self, fs: RemoteFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> IO | None:
+        """An open file of an up-to-date copy (None if too large for the cache).
+
+        Opened while the entry is locked, so an eviction right after cannot take the data
+        away: the open handle keeps reading the same inode.
+        """
+        info = fs.stat(path)
+        if info.is_dir:
+            raise IsADirectoryError(f"cannot cache {path!r} of {fs.name!r}: it is a directory")
+        if info.size > self.max_size:
+            return None
+        entry = self.entry(fs, path)
+        os.makedirs(entry.directory, exist_ok=True)
+        with file_lock(entry.lock):
+            if not entry.matches(info):
+                self._download(fs, path, entry, info)
+            entry.touch()
+            handle = open(entry.data, mode, **kwargs)  # noqa: SIM115 - handed to the caller
+        self.evict(keep=entry.directory)
+        return handle
 
     def _download(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> None:
         entry.drop()

@@ -172,6 +172,16 @@ class GFALInterface(FileInterface):
         self.transfer_timeout = transfer_timeout
         self._local = threading.local()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (tasks and targets travel to worker processes); contexts are per process."""
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _context(self) -> Any:
         ctx = getattr(self._local, "context", None)
         if ctx is None:

@@ -168,14 +168,18 @@ class RemoteFileTarget(RemoteTargetMixin, FileTarget):
             return RemoteWriteFile(self, mode, **kwargs)  # type: ignore[return-value]
         if mode not in ("r", "rb", "rt"):
             raise ValueError(f"remote files open with r, rb, w or wb, not {mode!r} ({self!r})")
-        with self._local_copy() as local:
+        if self.fs.cache is not None:
+            handle = self.fs.cache.open(self.fs, self.path, mode, **kwargs)
+            if handle is not None:
+                return handle
+        with self._local_copy(use_cache=False) as local:
             # open before the temporary copy goes: the open handle keeps the data readable
             return open(local, mode, **kwargs)
 
     @contextlib.contextmanager
-    def _local_copy(self) -> Iterator[str]:
+    def _local_copy(self, use_cache: bool = True) -> Iterator[str]:
         """A local path holding the current content; a temporary one is removed afterwards."""
-        cache = self.fs.cache
+        cache = self.fs.cache if use_cache else None
         cached = cache.fetch(self.fs, self.path) if cache is not None else None
         if cached is not None:
             yield cached
