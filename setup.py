@@ -12,7 +12,7 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.10",
     packages=find_packages(include=["pylaw", "pylaw.*"]),
-    package_data={"pylaw": ["py.typed"]},
+    package_data={"pylaw": ["py.typed", "job/wrapper.sh"]},
     install_requires=["luigi>=3.5"],
     extras_require={
         "gfal": ["gfal2-python"],

@@ -116,3 +116,16 @@ def test_public_api_is_curated():
     from pylaw.errors import PylawError
 
     assert issubclass(pylaw.PylawError, Exception) and pylaw.PylawError is PylawError
+
+
+def test_lazy_public_names_resolve_without_slowing_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, pylaw; assert 'pylaw.workflow.slurm' not in sys.modules; "
+            "assert 'pylaw.target.remote.target' not in sys.modules; "
+            "print(pylaw.SlurmWorkflow.workflow_type, pylaw.DCacheTarget.__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["slurm", "DCacheTarget"], result.stderr
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        pylaw.Nope  # noqa: B018

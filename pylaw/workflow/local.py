@@ -140,4 +140,4 @@ class LocalWorkflow(BaseWorkflow):
     """Run the branches locally: ``--workflow local`` or ``--local``."""
 
     workflow_type: ClassVar[str | None] = "local"
-    workflow_proxy_cls = LocalWorkflowProxy
+    workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = LocalWorkflowProxy
