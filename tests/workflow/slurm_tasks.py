@@ -20,7 +20,7 @@ from pylaw.workflow.slurm import SlurmWorkflow
 
 
 # the ignores below: LocalWorkflow.workflow_proxy_cls is inferred as type[LocalWorkflowProxy] (invariant)
-class Square(pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
+class Square(pylaw.Task, LocalWorkflow, SlurmWorkflow):
     n = luigi.IntParameter(default=50)
     # CSVParameter's annotation only knows string items; these hold ints
     flaky = CSVParameter(inner=luigi.IntParameter(), significant=False)  # type: ignore[arg-type]
@@ -48,7 +48,7 @@ class Square(pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
                             "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID", "")})
 
 
-class Cube(pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
+class Cube(pylaw.Task, LocalWorkflow, SlurmWorkflow):
     """Needs Square's branch of the same number: for --pilot, where jobs run missing upstream tasks."""
 
     n = luigi.IntParameter(default=4)

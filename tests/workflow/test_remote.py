@@ -177,7 +177,7 @@ def test_counts_and_broken_state_file(world, tmp_path):
         SubmissionState.load(target, "memory")
 
 
-class Secretive(pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
+class Secretive(pylaw.Task, LocalWorkflow, SlurmWorkflow):
     """A workflow with every kind of parameter a job command must carry (or must not)."""
 
     text = luigi.Parameter(default="")
