@@ -101,10 +101,10 @@ def test_writes_and_removals_invalidate(cached_fs, tmp_path) -> None:
 
 def _fetch_in_process(base: str, cache_root: str, path: str) -> bytes:
     fs = RemoteFileSystem("shared", [base], GFALInterface(), cache=RemoteCache(cache_root, 10**6))
-    local = fs.cache.fetch(fs, path)
-    assert local is not None
-    with open(local, "rb") as f:
-        return f.read()
+    with fs.cache.fetch(fs, path) as local:
+        assert local is not None
+        with open(local, "rb") as f:
+            return f.read()
 
 
 def test_processes_share_one_cache(make_fs, tmp_path) -> None:
@@ -118,3 +118,16 @@ def test_processes_share_one_cache(make_fs, tmp_path) -> None:
     cache = RemoteCache(cache_root, 10**6)
     assert cache.size() == len(data)  # one entry, downloaded under its lock
     assert not [n for n in os.listdir(cache.entry(fs, "shared/data.bin").directory) if n.startswith(".pylaw-tmp")]
+
+
+def test_an_entry_in_use_is_not_evicted(make_fs, tmp_path) -> None:
+    fs = make_fs("root", cache=RemoteCache(str(tmp_path / "busy"), max_size=150))
+    put(fs, tmp_path, "busy/a", b"a" * 100)
+    put(fs, tmp_path, "busy/b", b"b" * 100)
+    with fs.cache.fetch(fs, "busy/a") as local:
+        read(fs, "busy/b")  # over the limit: a is older, but a reader holds it
+        with open(local, "rb") as f:
+            assert f.read() == b"a" * 100
+        assert fs.cache.contains(fs, "busy/a")
+    read(fs, "busy/b")  # now a can go
+    assert not fs.cache.contains(fs, "busy/a") and fs.cache.contains(fs, "busy/b")

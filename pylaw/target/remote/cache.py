@@ -42,8 +42,8 @@ DOWNLOAD_TRIES = 3
 
 
 @contextlib.contextmanager
-def file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive ``flock`` on ``path``; yields False if not blocking and already held.
+def file_lock(path: str, blocking: bool = True) -> Iterator[IO | None]:
+    """An exclusive ``flock`` on ``path``; yields the locked handle, or None if not blocking and held.
 
     The lock file may be deleted by an evicting process while we wait for it; a lock on
     the deleted inode would protect nothing, so we check the inode and lock again.
@@ -53,7 +53,7 @@ def file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
-                yield False
+                yield None
                 return
             try:
                 same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
@@ -61,7 +61,7 @@ def file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
                 same = False
             if same:
                 try:
-                    yield True
+                    yield handle
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
                 return
@@ -126,24 +126,36 @@ class RemoteCache:
         key = hashlib.sha256(f"{fs.name}\0{fs.normpath(path)}".encode()).hexdigest()[:40]
         return CacheEntry(os.path.join(self.root, key[:2], key))
 
-    def fetch(self, fs: RemoteFileSystem, path: str) -> str | None:
-        """Local path of an up-to-date copy of ``path``; None if the file exceeds ``max_size``.
+    @contextlib.contextmanager
+    def fetch(self, fs: RemoteFileSystem, path: str) -> Iterator[str | None]:
+        """Local path of an up-to-date copy of ``path``, valid inside the ``with`` block.
 
-        Costs one remote stat when the entry is valid.
+        None if the file exceeds ``max_size``. Costs one remote stat when the entry is
+        valid. The entry stays share-locked during the block, so no process evicts it
+        under the reader.
         """
+        info = self._stat_cacheable(fs, path)
+        if info is None:
+            yield None
+            return
+        entry = self.entry(fs, path)
+        with file_lock(entry.lock) as handle:
+            if not entry.matches(info):
+                self._download(fs, path, entry, info)
+            entry.touch()
+            assert handle is not None  # a blocking lock always yields its handle
+            fcntl.flock(handle, fcntl.LOCK_SH)  # readers may share; eviction needs it exclusive
+            yield entry.data
+        self.evict(keep=entry.directory)
+
+    def _stat_cacheable(self, fs: RemoteFileSystem, path: str) -> RemoteStat | None:
         info = fs.stat(path)
         if info.is_dir:
             raise IsADirectoryError(f"cannot cache {path!r} of {fs.name!r}: it is a directory")
         if info.size > self.max_size:
             return None
-        entry = self.entry(fs, path)
-        os.makedirs(entry.directory, exist_ok=True)
-        with file_lock(entry.lock):
-            if not entry.matches(info):
-                self._download(fs, path, entry, info)
-            entry.touch()
-        self.evict(keep=entry.directory)
-        return entry.data
+        os.makedirs(self.entry(fs, path).directory, exist_ok=True)
+        return info
 
     def open(self, fs: RemoteFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> IO | None:
         """An open file of an up-to-date copy (None if too large for the cache).
@@ -151,13 +163,10 @@ class RemoteCache:
         Opened while the entry is locked, so an eviction right after cannot take the data
         away: the open handle keeps reading the same inode.
         """
-        info = fs.stat(path)
-        if info.is_dir:
-            raise IsADirectoryError(f"cannot cache {path!r} of {fs.name!r}: it is a directory")
-        if info.size > self.max_size:
+        info = self._stat_cacheable(fs, path)
+        if info is None:
             return None
         entry = self.entry(fs, path)
-        os.makedirs(entry.directory, exist_ok=True)
         with file_lock(entry.lock):
             if not entry.matches(info):
                 self._download(fs, path, entry, info)

@@ -180,10 +180,11 @@ class RemoteFileTarget(RemoteTargetMixin, FileTarget):
     def _local_copy(self, use_cache: bool = True) -> Iterator[str]:
         """A local path holding the current content; a temporary one is removed afterwards."""
         cache = self.fs.cache if use_cache else None
-        cached = cache.fetch(self.fs, self.path) if cache is not None else None
-        if cached is not None:
-            yield cached
-            return
+        if cache is not None:
+            with cache.fetch(self.fs, self.path) as cached:
+                if cached is not None:
+                    yield cached
+                    return
         workdir = tempfile.mkdtemp(prefix="pylaw-download-")
         try:
             local = os.path.join(workdir, self.basename)
