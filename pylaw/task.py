@@ -34,8 +34,15 @@ class TaskRegister(Register):
             setattr(cls, attr, frozenset(merged))
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        values = cls.modify_param_values(  # type: ignore[attr-defined]
-            dict(cls.get_param_values(cls.get_params(), args, kwargs)))  # type: ignore[attr-defined]
+        return cls.from_param_values(dict(cls.get_param_values(cls.get_params(), args, kwargs)))  # type: ignore
+
+    def from_param_values(cls, values: dict[str, Any]) -> Any:  # noqa: N805
+        """The (cached) instance for a *complete* dict of *normalised* parameter values.
+
+        Skips parsing: for copies of an existing task's ``param_kwargs`` with one value
+        changed, as workflows do for each of their branches.
+        """
+        values = cls.modify_param_values(values)  # type: ignore[attr-defined]
         # Luigi's own cache, keyed exactly as Register.__call__ keys it; looking it up here
         # saves Register a second parse of every parameter (thousands of branches).
         cache = getattr(Register, "_Register__instance_cache", None)

@@ -77,6 +77,9 @@ class BaseWorkflow:
 
         def req(self, cls: type, **overrides: Any) -> Any: ...
 
+        @classmethod
+        def from_param_values(cls, values: dict[str, Any]) -> Any: ...
+
     @classmethod
     def modify_param_values(cls, values: dict[str, Any]) -> dict[str, Any]:
         parent = getattr(super(), "modify_param_values", None)
@@ -165,11 +168,12 @@ class BaseWorkflow:
     def with_branch(self, branch: int) -> Any:
         # Every value passed explicitly: Luigi then skips its per-parameter config
         # look-ups, which otherwise dominate building thousands of branches.
+        values = {**self.param_kwargs, "branch": branch}
         if branch < 0 or self.is_branch():
-            return type(self)(**{**self.param_kwargs, "branch": branch})
+            return type(self).from_param_values(values)
         _PROVIDED_MAPS.append((type(self), self.get_branch_map()))
         try:
-            return type(self)(**{**self.param_kwargs, "branch": branch})
+            return type(self).from_param_values(values)
         finally:
             _PROVIDED_MAPS.pop()
 
