@@ -1,14 +1,15 @@
-"""Benchmark of remote targets against a real xrootd and a real WebDAV server (wsgidav).
+"""Benchmark of remote targets against a real xrootd and two real WebDAV servers (wsgidav, nginx).
 
     python benchmarks/remote_transfers.py [--files 1000] [--collection 10000] [--parallel 8]
 
 1. Upload of ``--files`` small files to xrootd: batch transfer (``fs.copy_many``) vs a
    serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal >= 5x.
 2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
-   WebDAV vs the same check on local disk. Goal <= 3x local. One listing per directory.
+   WebDAV (wsgidav, pure Python; nginx, a fast server like dCache's door) vs the same check
+   on local disk. Goal <= 3x local. One listing per directory.
 3. Cache-hit path: remote operations and time of reading a cached file. Goal: <= 1 stat.
 
-Needs gfal2, xrootd and wsgidav (``bash tests/services/install_remote.sh VENV``).
+Needs gfal2, xrootd, wsgidav and nginx-extras (``bash tests/services/install_remote.sh VENV``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pylaw.target.remote.gfal import GFALInterface
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
 from tests.remote.conftest import CountingInterface
+from tests.services.nginx_webdav import NginxWebDAVServer
 from tests.services.webdav import WebDAVServer
 from tests.services.xrootd import XRootDServer, client_environment
 
@@ -96,7 +98,8 @@ def collection(root: object, dirs: int, per_dir: int) -> TargetCollection:
     return TargetCollection(targets)
 
 
-def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, total: int, workdir: str) -> list[Row]:
+def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebDAVServer, total: int,
+                    workdir: str) -> list[Row]:
     dirs, per_dir = 100, total // 100
     local_root = os.path.join(workdir, "local-coll")
     fill(local_root, dirs, per_dir)
@@ -104,9 +107,11 @@ def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, total: int, work
     t_local = timed(lambda: local.count(), repeat=3)
     assert local.count() == total
     rows: list[Row] = [(f"exists: {total} files in {dirs} dirs, local disk", f"{1000 * t_local:.0f} ms", "", "")]
-    for label, server in (("xrootd", xrootd), ("WebDAV", webdav)):
+    servers: list[tuple[str, XRootDServer | WebDAVServer | NginxWebDAVServer]] = [
+        ("xrootd", xrootd), ("WebDAV (wsgidav)", webdav), ("WebDAV (nginx)", nginx)]
+    for label, server in servers:
         fill(server.local_path("coll"), dirs, per_dir)
-        fs = make_fs(f"bench-coll-{label}", f"{server.url}/coll", counting=True)
+        fs = make_fs(f"bench-coll-{label.split()[-1].strip('()')}", f"{server.url}/coll", counting=True)
         remote = collection(RemoteDirectoryTarget("/", fs=fs), dirs, per_dir)
         t_remote = timed(lambda remote=remote: remote.count(), repeat=3)  # type: ignore[misc]
         fs.interface.calls.clear()  # type: ignore[attr-defined]
@@ -147,17 +152,18 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8)
     args = parser.parse_args()
     client_environment()
-    xrootd, webdav = XRootDServer().start(), WebDAVServer().start()
+    xrootd, webdav, nginx = XRootDServer().start(), WebDAVServer().start(), NginxWebDAVServer().start()
     try:
         with tempfile.TemporaryDirectory(prefix="pylaw-bench-") as workdir:
             GFALInterface().mkdir(f"{xrootd.url}/upload")
             GFALInterface().mkdir(f"{xrootd.url}/cache")
             rows = bench_uploads(xrootd, args.files, args.parallel, workdir)
-            rows += bench_existence(xrootd, webdav, args.collection, workdir)
+            rows += bench_existence(xrootd, webdav, nginx, args.collection, workdir)
             rows += bench_cache(xrootd, workdir)
     finally:
         xrootd.stop()
         webdav.stop()
+        nginx.stop()
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     print(f"remote targets benchmark ({os.cpu_count()} cores, loopback servers)")
     for row in rows:

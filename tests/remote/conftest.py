@@ -1,7 +1,8 @@
 """Fixtures of the remote-target tests: one storage element per real backend.
 
 ``backend`` runs a test on every backend: ``file`` (gfal2's file plugin), ``root`` (a real
-xrootd) and ``dav`` (a real wsgidav through gfal2's http plugin). Each test gets a fresh
+xrootd), ``dav`` (a real wsgidav through gfal2's http plugin) and ``nginx`` (nginx's WebDAV
+modules, a fast server like dCache's door, through the same plugin). Each test gets a fresh
 directory on the server as the base of its storage element.
 """
 
@@ -19,10 +20,12 @@ from pylaw.target.remote.interface import FileInterface, RemoteStat
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import forget_filesystems, register_filesystem
 from tests.services._process import unavailable
+from tests.services.nginx_webdav import NginxWebDAVServer, nginx_webdav_server  # noqa: F401 - fixture
 from tests.services.webdav import WebDAVServer, webdav_server  # noqa: F401 - fixture
 from tests.services.xrootd import XRootDServer, xrootd_server  # noqa: F401 - fixture
 
-BACKENDS = ("file", "root", "dav")
+BACKENDS = ("file", "root", "dav", "nginx")
+SERVER_FIXTURES = {"root": "xrootd_server", "dav": "webdav_server", "nginx": "nginx_webdav_server"}
 FAST_RETRY = RetryPolicy(attempts=3, delay=0.01, max_delay=0.05, timeout=20)
 
 
@@ -92,8 +95,7 @@ def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: An
             directory = tmp_path / f"file-{unique}"
             directory.mkdir()
             return f"file://{directory}"
-        server: XRootDServer | WebDAVServer = request.getfixturevalue(
-            "xrootd_server" if backend == "root" else "webdav_server")
+        server: XRootDServer | WebDAVServer | NginxWebDAVServer = request.getfixturevalue(SERVER_FIXTURES[backend])
         url = f"{server.url}/{unique}"
         GFALInterface().mkdir(url)
         return url

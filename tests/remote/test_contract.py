@@ -1,4 +1,4 @@
-"""The contract every backend keeps (file://, root:// on xrootd, dav:// on wsgidav).
+"""The contract every backend keeps (file://, root:// on xrootd, dav:// on wsgidav and on nginx).
 
 Each test runs once per backend through the same RemoteFileSystem API, so a backend that
 maps an error differently, or whose server behaves differently (xrootd's non-recursive

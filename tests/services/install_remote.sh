@@ -4,7 +4,9 @@
 #   bash tests/services/install_remote.sh /path/to/venv
 #
 # - Debian packages: the gfal2 Python bindings (python3-gfal2 is built for CPython 3.11),
-#   gfal2's file/http/xrootd plugins, and the xrootd server + client.
+#   gfal2's file/http/xrootd plugins, the xrootd server + client, and nginx-extras (nginx with
+#   the WebDAV modules: the fast WebDAV server of the tests and the benchmark; its service is
+#   not used, the tests start their own nginx on a free port).
 # - pip packages into the venv: wsgidav + cheroot (the WebDAV server of the tests).
 # - a symlink of the single gfal2 .so into the venv. We do not add Debian's dist-packages
 #   to the venv's path: that would leak Debian's cryptography/PyYAML/pip into it.
@@ -14,7 +16,8 @@ VENV="${1:?usage: install_remote.sh VENV (path of the virtualenv to link gfal2 i
 PY="$VENV/bin/python"
 [ -x "$PY" ] || { echo "install_remote.sh: no python at $PY: create the venv first" >&2; exit 2; }
 
-DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client)
+DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client
+              nginx-extras)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
