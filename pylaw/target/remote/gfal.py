@@ -190,6 +190,10 @@ class GFALInterface(FileInterface):
 
     DEFAULT_OPTIONS: ClassVar[dict[str, bool | int | str]] = {"HTTP PLUGIN:DEFAULT_COPY_MODE": "streamed"}
 
+    #: local files up to this size are uploaded to these schemes with open/write/close (see ``_upload_small``)
+    SMALL_UPLOAD = 1 << 20
+    SMALL_UPLOAD_SCHEMES = ("root://", "xroot://")
+
     #: schemes whose directory removal (WebDAV DELETE) is recursive, as dCache's door is.
     RECURSIVE_RMDIR_SCHEMES = ("dav", "davs", "http", "https")
 
@@ -239,6 +243,8 @@ class GFALInterface(FileInterface):
         try:
             if operation == "readpp":  # a method of the directory object from opendir
                 return args[0].readpp()
+            if operation == "write":
+                return args[0].write(args[1])
             return getattr(ctx, operation)(*args)
         except gerror as exc:
             raise map_gerror(exc, operation, url) from exc
@@ -293,6 +299,9 @@ class GFALInterface(FileInterface):
 
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
+        if overwrite and destination.startswith(self.SMALL_UPLOAD_SCHEMES) and self._upload_small(
+                source, destination, timeout):
+            return
         ctx = self._context()
         params = ctx.transfer_parameters()
         params.overwrite = overwrite
@@ -302,3 +311,28 @@ class GFALInterface(FileInterface):
         if seconds:
             params.timeout = max(1, int(seconds))
         self._call("filecopy", f"{source} -> {destination}", None, params, source, destination)
+
+    def _upload_small(self, source: str, destination: str, timeout: float | None) -> bool:
+        """Upload a small local file with gfal2's POSIX-like calls; False (nothing done) if not applicable.
+
+        On xrootd, ``filecopy`` starts an XrdCl copy job (with a thread of its own) and opens
+        the destination with persist-on-close; for a file of a few hundred bytes on loopback
+        that takes 1.6 ms against 1.0 ms for the open/write/close used here. Each request
+        is bounded by the namespace timeout. Every write is acknowledged by the server;
+        gfal2's Python file object closes when released and drops a close error, which
+        loses no acknowledged data (callers check the size before publishing the file).
+        """
+        if not source.startswith("file://"):
+            return False
+        try:
+            with open(source[len("file://"):], "rb") as f:
+                if os.fstat(f.fileno()).st_size > self.SMALL_UPLOAD:
+                    return False
+                data = f.read()
+        except OSError:
+            return False  # filecopy reports a missing source with the usual error
+        handle = self._call("open", destination, timeout, destination, "w")
+        if data:  # gfal2 refuses to write nothing; the open alone creates an empty file
+            self._call("write", destination, None, handle, data)
+        del handle
+        return True
