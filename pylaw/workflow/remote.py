@@ -95,8 +95,10 @@ class RemoteWorkflowProxy(WorkflowProxy):
 
     def report(self, line: str, percent: int) -> None:
         print(line, flush=True)  # the compact per-poll status line
-        self.task.set_status_message(line)
-        self.task.set_progress_percentage(percent)
+        if callable(self.task.set_status_message):  # None outside a Luigi worker
+            self.task.set_status_message(line)
+        if callable(self.task.set_progress_percentage):
+            self.task.set_progress_percentage(percent)
 
     def cancel_and_cleanup(self) -> None:
         task = self.task
