@@ -18,15 +18,9 @@ PY="$VENV/bin/python"
 
 DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client
               nginx-extras)
-missing=()
-for pkg in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    # Another engineer's setup may hold the dpkg lock: wait for it rather than fail.
-    apt-get -o DPkg::Lock::Timeout=300 update -q
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}"
-fi
+# shellcheck source=tests/services/apt.sh
+source "$(dirname "$0")/apt.sh"
+apt_install_missing "${DEB_PACKAGES[@]}"
 
 "$PY" -m pip install -q "wsgidav>=4.3" "cheroot>=10"
 

@@ -14,15 +14,9 @@ set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "install_slurm.sh: run as root (apt-get and the Slurm daemons need it)" >&2; exit 2; }
 
 DEB_PACKAGES=(slurm-wlm munge slurmdbd mariadb-server)  # the last two: accounting (sacct) tests
-missing=()
-for pkg in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    # Another engineer's setup may hold the dpkg lock: wait for it rather than fail.
-    apt-get -o DPkg::Lock::Timeout=300 update -q
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}"
-fi
+# shellcheck source=tests/services/apt.sh
+source "$(dirname "$0")/apt.sh"
+apt_install_missing "${DEB_PACKAGES[@]}"
 
 # munge's postinst normally creates the key; images built without it need one.
 if [ ! -s /etc/munge/munge.key ]; then
