@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -59,3 +62,48 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 5.0) -> None
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout)
+
+
+class TempDirServer:
+    """A storage server on a free 127.0.0.1 port, serving ``<root>/data`` from a temp dir.
+
+    Subclasses set ``prefix`` and ``url_format`` and implement ``start()``; the tests may
+    inspect the real files through ``local_path()``.
+    """
+
+    prefix = "pylaw-server-"
+    url_format = ""  # e.g. "root://127.0.0.1:{port}//pylaw"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.root = tempfile.mkdtemp(prefix=self.prefix)
+        self.data = os.path.join(self.root, "data")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.url_format.format(port=self.port)
+
+    def local_path(self, path: str = "") -> str:
+        """Where a path under ``url`` lives on disk."""
+        return os.path.join(self.data, "pylaw", path.lstrip("/"))
+
+    def start(self) -> TempDirServer:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def running(server: TempDirServer, what: str, errors: tuple[type[BaseException], ...] = (OSError, RuntimeError)
+            ) -> Iterator[TempDirServer]:
+    """Body of a session fixture: start ``server``, yield it, stop it; unavailable if it won't start."""
+    try:
+        server.start()
+    except errors as exc:
+        server.stop()
+        unavailable(f"cannot start {what}: {exc}")
+    yield server
+    server.stop()

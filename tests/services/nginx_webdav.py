@@ -22,12 +22,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from tests.services._process import free_port, stop_process, unavailable, wait_for_port
+from tests.services._process import TempDirServer, running, wait_for_port
 
 MODULES = "/usr/lib/nginx/modules"
 
@@ -68,21 +67,11 @@ http {{
 """
 
 
-class NginxWebDAVServer:
+class NginxWebDAVServer(TempDirServer):
     """One nginx master (and its workers) serving a temporary directory; ``url`` is the writable base URL."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.root = tempfile.mkdtemp(prefix="pylaw-nginx-")
-        self.data = os.path.join(self.root, "data")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"dav://127.0.0.1:{self.port}/pylaw"
-
-    def local_path(self, path: str = "") -> str:
-        return os.path.join(self.data, "pylaw", path.lstrip("/"))
+    prefix = "pylaw-nginx-"
+    url_format = "dav://127.0.0.1:{port}/pylaw"
 
     def start(self) -> NginxWebDAVServer:
         binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
@@ -102,20 +91,8 @@ class NginxWebDAVServer:
         wait_for_port(self.port, self.process, "nginx")
         return self
 
-    def stop(self) -> None:
-        stop_process(self.process)  # SIGTERM to the master: it stops its workers itself
-        self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @pytest.fixture(scope="session")
 def nginx_webdav_server() -> Iterator[NginxWebDAVServer]:
     """A running nginx WebDAV server for the whole session; skipped (or failed in CI) when unavailable."""
-    server = NginxWebDAVServer()
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        server.stop()
-        unavailable(f"cannot start nginx (WebDAV): {exc}")
-    yield server
-    server.stop()
+    yield from running(NginxWebDAVServer(), "nginx (WebDAV)")

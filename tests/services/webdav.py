@@ -9,34 +9,22 @@ through the CLI entry point) on a free port, anonymously, over plain HTTP: URLs 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from tests.services._process import free_port, stop_process, unavailable, wait_for_port
+from tests.services._process import TempDirServer, running, wait_for_port
 
 LAUNCHER = "import sys; from wsgidav.server.server_cli import run; sys.argv[0] = 'wsgidav'; run()"
 
 
-class WebDAVServer:
+class WebDAVServer(TempDirServer):
     """One wsgidav process serving a temporary directory; ``url`` is the writable base URL."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.root = tempfile.mkdtemp(prefix="pylaw-webdav-")
-        self.data = os.path.join(self.root, "data")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"dav://127.0.0.1:{self.port}/pylaw"
-
-    def local_path(self, path: str = "") -> str:
-        return os.path.join(self.data, "pylaw", path.lstrip("/"))
+    prefix = "pylaw-webdav-"
+    url_format = "dav://127.0.0.1:{port}/pylaw"
 
     def start(self) -> WebDAVServer:
         try:
@@ -53,20 +41,8 @@ class WebDAVServer:
         wait_for_port(self.port, self.process, "wsgidav")
         return self
 
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @pytest.fixture(scope="session")
 def webdav_server() -> Iterator[WebDAVServer]:
     """A running wsgidav for the whole session; skipped (or failed in CI) when unavailable."""
-    server = WebDAVServer()
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        server.stop()
-        unavailable(f"cannot start the WebDAV server: {exc}")
-    yield server
-    server.stop()
+    yield from running(WebDAVServer(), "the WebDAV server")

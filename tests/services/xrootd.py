@@ -12,12 +12,11 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from tests.services._process import free_port, stop_process, unavailable, wait_for_port
+from tests.services._process import TempDirServer, running, wait_for_port
 
 CONFIG = """\
 xrd.port {port}
@@ -30,22 +29,11 @@ all.export /
 """
 
 
-class XRootDServer:
+class XRootDServer(TempDirServer):
     """One xrootd process serving ``<root>/data`` as ``/``; ``url`` is the writable base URL."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.root = tempfile.mkdtemp(prefix="pylaw-xrootd-")
-        self.data = os.path.join(self.root, "data")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"root://127.0.0.1:{self.port}//pylaw"
-
-    def local_path(self, path: str = "") -> str:
-        """Where a path under ``url`` lives on disk (tests may inspect the real files)."""
-        return os.path.join(self.data, "pylaw", path.lstrip("/"))
+    prefix = "pylaw-xrootd-"
+    url_format = "root://127.0.0.1:{port}//pylaw"
 
     def start(self) -> XRootDServer:
         binary = shutil.which("xrootd")
@@ -73,11 +61,6 @@ class XRootDServer:
             for name in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
                 os.chown(name, entry.pw_uid, entry.pw_gid)
 
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def client_environment() -> None:
     """Make the XrdCl client give up quickly instead of retrying a dead port for minutes."""
@@ -91,11 +74,4 @@ def client_environment() -> None:
 def xrootd_server() -> Iterator[XRootDServer]:
     """A running xrootd for the whole session; skipped (or failed in CI) when unavailable."""
     client_environment()
-    server = XRootDServer()
-    try:
-        server.start()
-    except (OSError, RuntimeError, KeyError) as exc:
-        server.stop()
-        unavailable(f"cannot start xrootd: {exc}")
-    yield server
-    server.stop()
+    yield from running(XRootDServer(), "xrootd", errors=(OSError, RuntimeError, KeyError))
