@@ -4,13 +4,7 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from tests.conftest import PYTHON, ROOT, cli_env
-
-pytest.importorskip("numpy")
-pytest.importorskip("scipy")
-pytest.importorskip("matplotlib")
 
 
 def pyl(tmp_path, *args):

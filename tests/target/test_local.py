@@ -64,7 +64,7 @@ def test_formatters_roundtrip(tmp_path, name, obj):
 
 
 def test_numpy_formatters(tmp_path):
-    np = pytest.importorskip("numpy")
+    import numpy as np  # a test dependency: its absence must fail, not skip
     npy = pylaw.LocalFileTarget(tmp_path / "a.npy")
     npy.dump(np.arange(5))
     assert npy.load().tolist() == [0, 1, 2, 3, 4]
