@@ -4,6 +4,9 @@
 
 1. Upload of ``--files`` small files to xrootd: batch transfer (``fs.copy_many``) vs a
    serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal >= 5x.
+   Measured twice: on loopback (no latency: both loops are bound by the client's CPU) and
+   through a delay line of ``--rtt-ms`` round-trip time (default 2 ms, a storage element in
+   the same region; tests/faultproxy.py), the latency batch transfers are there to hide.
 2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
    WebDAV (wsgidav, pure Python; nginx, a fast server like dCache's door) vs the same check
    on local disk. Goal <= 3x local. One listing per directory.
@@ -30,6 +33,7 @@ from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
+from tests.faultproxy import FaultProxy
 from tests.remote.conftest import CountingInterface
 from tests.services.nginx_webdav import NginxWebDAVServer
 from tests.services.webdav import WebDAVServer
@@ -53,7 +57,8 @@ def make_fs(name: str, base: str, counting: bool = False, cache: RemoteCache | N
     return RemoteFileSystem(name, [base], interface, RetryPolicy(attempts=3, delay=0.05), cache=cache)
 
 
-def bench_uploads(xrootd: XRootDServer, files: int, parallel: int, workdir: str) -> list[Row]:
+def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str) -> list[Row]:
+    """Serial loop vs ``copy_many`` into a fresh directory under ``url``."""
     sources = []
     for i in range(files):
         path = os.path.join(workdir, "src", f"f{i:05d}.txt")
@@ -61,7 +66,9 @@ def bench_uploads(xrootd: XRootDServer, files: int, parallel: int, workdir: str)
         with open(path, "w") as f:
             f.write(f"small file {i}\n" * 20)
         sources.append(path)
-    fs = make_fs("bench-upload", f"{xrootd.url}/upload")
+    name = "bench-upload-" + "".join(c for c in label if c.isalnum())
+    GFALInterface().mkdir(f"{url}/{name}")
+    fs = make_fs(name, f"{url}/{name}")
 
     def serial() -> None:
         for i, src in enumerate(sources):
@@ -74,9 +81,9 @@ def bench_uploads(xrootd: XRootDServer, files: int, parallel: int, workdir: str)
 
     t_serial, t_batch = timed(serial), timed(batch)
     assert len(fs.listdir("serial")) == len(fs.listdir("batch")) == files
-    return [(f"upload {files} files to xrootd: serial loop", f"{t_serial:.2f} s",
+    return [(f"upload {files} files to xrootd{label}: serial loop", f"{t_serial:.2f} s",
              f"{1000 * t_serial / files:.2f} ms/file", ""),
-            (f"upload {files} files to xrootd: copy_many(parallel={parallel})", f"{t_batch:.2f} s",
+            (f"upload {files} files to xrootd{label}: copy_many(parallel={parallel})", f"{t_batch:.2f} s",
              f"{1000 * t_batch / files:.2f} ms/file", f"{t_serial / t_batch:.1f}x faster (goal >= 5x)")]
 
 
@@ -150,14 +157,18 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--collection", type=int, default=10000)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--rtt-ms", type=float, default=2.0, help="round-trip time of the emulated link (0: skip)")
     args = parser.parse_args()
     client_environment()
     xrootd, webdav, nginx = XRootDServer().start(), WebDAVServer().start(), NginxWebDAVServer().start()
     try:
         with tempfile.TemporaryDirectory(prefix="pylaw-bench-") as workdir:
-            GFALInterface().mkdir(f"{xrootd.url}/upload")
             GFALInterface().mkdir(f"{xrootd.url}/cache")
-            rows = bench_uploads(xrootd, args.files, args.parallel, workdir)
+            rows = bench_uploads(xrootd.url, " (loopback)", args.files, args.parallel, workdir)
+            if args.rtt_ms > 0:
+                with FaultProxy(xrootd.port, fraction=0.0, latency=args.rtt_ms / 2000) as link:
+                    rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
+                                          f" ({args.rtt_ms:g} ms RTT)", args.files, args.parallel, workdir)
             rows += bench_existence(xrootd, webdav, nginx, args.collection, workdir)
             rows += bench_cache(xrootd, workdir)
     finally:

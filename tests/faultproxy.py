@@ -20,15 +20,22 @@ on an established connection too: the first bytes the client sends after the ser
 answered count as a new request (a ``drop`` then closes the connection before they reach
 the server).
 
+``latency`` (seconds) delays every byte by that much in each direction, as a wide-area
+link does (a round trip then costs ``2 * latency``); bytes stay in order and requests sent
+back to back stay in flight together, so it shows what pipelining and parallel transfers
+gain against a distant storage element.
+
 Counters in ``stats`` let a test check that faults really happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import socket
 import threading
+import time
 from collections import Counter
 
 MODES = ("drop", "cut", "delay")
@@ -39,7 +46,7 @@ class FaultProxy:
 
     def __init__(self, upstream_port: int, fraction: float = 0.2, modes: tuple[str, ...] = MODES,
                  delay: float = 0.2, max_cut_bytes: int = 4096, seed: int | None = None,
-                 per_request: bool = False) -> None:
+                 per_request: bool = False, latency: float = 0.0) -> None:
         unknown = set(modes) - set(MODES)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; choose from {MODES}")
@@ -49,6 +56,7 @@ class FaultProxy:
         self.delay = delay
         self.max_cut_bytes = max_cut_bytes
         self.per_request = per_request
+        self.latency = latency
         self.stats: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -113,17 +121,21 @@ class FaultProxy:
         remaining = [budget] if fault == "cut" else None
         turn = threading.Event()  # set when the server answered: the client's next bytes are a new request
         turn.set()
-        pumps = [threading.Thread(target=self._pump, args=(client, upstream, remaining, turn, True), daemon=True),
-                 threading.Thread(target=self._pump, args=(upstream, client, remaining, turn, False),
+        links = [_DelayLine(upstream, self.latency), _DelayLine(client, self.latency)] if self.latency > 0 \
+            else [_Direct(upstream), _Direct(client)]
+        pumps = [threading.Thread(target=self._pump, args=(client, links[0], remaining, turn, True), daemon=True),
+                 threading.Thread(target=self._pump, args=(upstream, links[1], remaining, turn, False),
                                   daemon=True)]
         for pump in pumps:
             pump.start()
         for pump in pumps:
             pump.join()
+        for link in links:
+            link.join()
         _close(client)
         _close(upstream)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, remaining: list[int] | None,
+    def _pump(self, source: socket.socket, sink: _Direct, remaining: list[int] | None,
               turn: threading.Event, from_client: bool) -> None:
         """Copy bytes one way until EOF, an error, a fault or the cut budget; then close both."""
         try:
@@ -141,21 +153,68 @@ class FaultProxy:
                     if fault == "delay":
                         self._stopping.wait(self.delay)
                     elif fault != "ok":
-                        sink.sendall(data[: budget if fault == "cut" else 0])
+                        sink.send(data[: budget if fault == "cut" else 0])
                         break
                 if remaining is not None:
                     with self._lock:
                         allowed = min(len(data), remaining[0])
                         remaining[0] -= allowed
                     if allowed < len(data):
-                        sink.sendall(data[:allowed])
+                        sink.send(data[:allowed])
                         break
-                sink.sendall(data)
+                sink.send(data)
         except OSError:
             pass
         _close(source)
-        _close(sink)
+        sink.close()
 
+
+class _Direct:
+    """Forward bytes to ``sock`` at once."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        _close(self.sock)
+
+    def join(self) -> None:
+        pass
+
+
+class _DelayLine(_Direct):
+    """Forward bytes to ``sock`` ``latency`` seconds after they arrived, in order, without blocking the reader."""
+
+    def __init__(self, sock: socket.socket, latency: float) -> None:
+        super().__init__(sock)
+        self.latency = latency
+        self.queue: queue.SimpleQueue[tuple[float, bytes | None]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._deliver, daemon=True)
+        self.thread.start()
+
+    def send(self, data: bytes) -> None:
+        self.queue.put((time.monotonic() + self.latency, data))
+
+    def close(self) -> None:
+        self.queue.put((time.monotonic() + self.latency, None))
+
+    def join(self) -> None:
+        self.thread.join()
+
+    def _deliver(self) -> None:
+        while True:
+            due, data = self.queue.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            if data is None:
+                break
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                break
+        _close(self.sock)
 
 
 def _close(sock: socket.socket) -> None:
