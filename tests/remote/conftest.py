@@ -1,8 +1,9 @@
 """Fixtures of the remote-target tests: one storage element per real backend.
 
 ``backend`` runs a test on every backend: ``file`` (gfal2's file plugin), ``root`` (a real
-xrootd), ``dav`` (a real wsgidav through gfal2's http plugin) and ``nginx`` (nginx's WebDAV
-modules, a fast server like dCache's door, through the same plugin). Each test gets a fresh
+xrootd through gfal2), ``xrdcl`` (the same xrootd through XRootD's own client, pylaw's
+``interface = xrootd``), ``dav`` (a real wsgidav through gfal2's http plugin) and ``nginx``
+(nginx's WebDAV modules, a fast server like dCache's door, through the same plugin). Each test gets a fresh
 directory on the server as the base of its storage element.
 """
 
@@ -19,13 +20,15 @@ from pylaw.target.remote.gfal import GFALInterface
 from pylaw.target.remote.interface import FileInterface, RemoteStat
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import forget_filesystems, register_filesystem
+from pylaw.target.remote.xrootd import XRootDInterface
 from tests.services._process import unavailable
 from tests.services.nginx_webdav import NginxWebDAVServer, nginx_webdav_server  # noqa: F401 - fixture
 from tests.services.webdav import WebDAVServer, webdav_server  # noqa: F401 - fixture
 from tests.services.xrootd import XRootDServer, xrootd_server  # noqa: F401 - fixture
 
-BACKENDS = ("file", "root", "dav", "nginx")
-SERVER_FIXTURES = {"root": "xrootd_server", "dav": "webdav_server", "nginx": "nginx_webdav_server"}
+BACKENDS = ("file", "root", "xrdcl", "dav", "nginx")
+SERVER_FIXTURES = {"root": "xrootd_server", "xrdcl": "xrootd_server", "dav": "webdav_server",
+                   "nginx": "nginx_webdav_server"}
 FAST_RETRY = RetryPolicy(attempts=3, delay=0.01, max_delay=0.05, timeout=20)
 
 
@@ -36,6 +39,20 @@ def gfal2_module() -> Any:
     except ImportError:
         unavailable("the gfal2 Python bindings are not importable: run tests/services/install_remote.sh VENV")
     return gfal2
+
+
+@pytest.fixture(scope="session")
+def xrootd_bindings() -> Any:
+    try:
+        from XRootD import client
+    except ImportError:
+        unavailable("the XRootD Python bindings are not importable: run tests/services/install_remote.sh VENV")
+    return client
+
+
+def interface_for(backend: str) -> FileInterface:
+    """The file interface a backend's storage elements use."""
+    return XRootDInterface() if backend == "xrdcl" else GFALInterface()
 
 
 class CountingInterface(FileInterface):
@@ -104,12 +121,15 @@ def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: An
 
 
 @pytest.fixture
-def make_fs(base_url_for: Callable[[str], str]) -> Iterator[Callable[..., RemoteFileSystem]]:
+def make_fs(request: pytest.FixtureRequest,
+            base_url_for: Callable[[str], str]) -> Iterator[Callable[..., RemoteFileSystem]]:
     """Build (and register) a storage element on a backend; ``counting=True`` wraps the interface."""
 
     def make(backend: str, name: str | None = None, counting: bool = False,
              **kwargs: Any) -> RemoteFileSystem:
-        interface: FileInterface = GFALInterface()
+        if backend == "xrdcl":
+            request.getfixturevalue("xrootd_bindings")
+        interface = interface_for(backend)
         if counting:
             interface = CountingInterface(interface)
         kwargs.setdefault("retry", FAST_RETRY)

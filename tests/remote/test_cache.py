@@ -13,7 +13,7 @@ from pylaw.target.remote.gfal import GFALInterface
 from pylaw.target.remote.target import RemoteFileTarget
 
 
-@pytest.fixture(params=("root", "dav"))
+@pytest.fixture(params=("root", "xrdcl", "dav"))
 def cached_fs(request, make_fs, tmp_path):
     return make_fs(request.param, counting=True, cache=RemoteCache(str(tmp_path / "cache"), 10**6))
 

@@ -7,6 +7,8 @@ import pytest
 from pylaw.errors import ConfigError, StorageConfigError
 from pylaw.target.remote.config import parse_section, parse_size, split_bases
 from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.xrootd import XRootDInterface
 
 
 def test_full_section() -> None:
@@ -40,6 +42,9 @@ def test_filesystem_from_config_uses_every_key() -> None:
     ({"base": "root://h//a", "cache_max_size": "lots"}, "is not a size"),
     ({"base": "root://h//a", "bse": "typo"}, "unknown keys \\['bse'\\]"),
     ({"base": "root://h//a", "gfal_options": "INSECURE"}, "must read GROUP:KEY=value"),
+    ({"base": "root://h//a", "interface": "posix"}, "interface = 'posix' is unknown"),
+    ({"base": "root://h//a, davs://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
+    ({"base": "root://h//a", "base_get": "https://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
 ])
 def test_malformed_sections_raise_config_errors(raw, message) -> None:
     with pytest.raises(StorageConfigError, match=message) as info:
@@ -52,3 +57,10 @@ def test_sizes_and_bases() -> None:
     assert parse_size("512MiB", "x") == 512 * 2**20
     assert parse_size("1234", "x") == 1234
     assert split_bases("a://x/, b://y  c://z") == ("a://x", "b://y", "c://z")
+
+
+def test_interface_is_chosen_per_storage_element() -> None:
+    gfal = RemoteFileSystem.from_config(parse_section("g", {"base": "root://h//a"}))
+    xrd = RemoteFileSystem.from_config(parse_section("x", {"base": "root://h//a", "interface": "XRootD"}))
+    assert isinstance(gfal.interface, GFALInterface)
+    assert isinstance(xrd.interface, XRootDInterface)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import pickle
 import random
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pylaw.errors import (
     RemoteError,
     RemoteFileNotFoundError,
     RemoteNotADirectoryError,
+    RemoteNotSupportedError,
     RemotePermissionError,
     RemoteTimeoutError,
     StorageConfigError,
@@ -25,6 +28,7 @@ from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface, map_gerror
 from pylaw.target.remote.interface import redact
 from pylaw.target.remote.retry import RetryPolicy
+from pylaw.target.remote.xrootd import XRootDInterface
 from tests.services._process import free_port
 
 
@@ -115,6 +119,43 @@ def test_missing_gfal2_gives_an_install_hint(monkeypatch) -> None:
     assert isinstance(info.value, ImportError)
 
 
-def test_importing_pylaw_remote_does_not_import_gfal2() -> None:
-    code = "import sys, pylaw.target.remote; assert 'gfal2' not in sys.modules"
+def test_importing_pylaw_remote_imports_no_backend_library() -> None:
+    code = "import sys, pylaw.target.remote; assert 'gfal2' not in sys.modules and 'XRootD' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_xrootd_interface_maps_a_dead_server_to_a_retried_connection_error(xrootd_bindings) -> None:
+    sleeps: list[float] = []
+    fs = RemoteFileSystem("dead-xrdcl", [dead_url()], XRootDInterface(),
+                          RetryPolicy(attempts=2, delay=0.01, jitter=0.0), sleep=sleeps.append)
+    with pytest.raises(RemoteConnectionError, match=r"xrootd stat failed .*Connection error") as info:
+        fs.stat("/a")
+    assert isinstance(info.value, ConnectionError) and sleeps == [0.01]
+
+
+def test_xrootd_interface_applies_pylaw_client_settings(xrootd_bindings) -> None:
+    XRootDInterface()._filesystem("root://127.0.0.1:1")
+    # XrdCl would otherwise refuse a server for 30 minutes after one socket error
+    assert xrootd_bindings.EnvGetInt("StreamErrorWindow") == int(os.environ["XRD_STREAMERRORWINDOW"])
+
+
+def test_xrootd_interface_refuses_other_schemes(xrootd_bindings) -> None:
+    with pytest.raises(RemoteNotSupportedError, match="only serves root:// URLs"):
+        XRootDInterface().stat("davs://host/a")
+    with pytest.raises(RemoteNotSupportedError, match="cannot rename across servers"):
+        XRootDInterface().rename("root://a//x", "root://b//x")
+
+
+def test_missing_xrootd_bindings_give_an_install_hint(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "XRootD", None)
+    monkeypatch.setattr("pylaw.target.remote.xrootd._client", None)
+    with pytest.raises(RemoteBackendMissingError, match="apt-get install python3-xrootd") as info:
+        XRootDInterface().stat("root://127.0.0.1:1//a")
+    assert isinstance(info.value, ImportError)
+
+
+def test_xrootd_interface_survives_pickling(xrootd_bindings, make_fs, tmp_path) -> None:
+    fs = make_fs("xrdcl")
+    fs.mkdir("/p")
+    clone = pickle.loads(pickle.dumps(fs.interface))
+    assert clone.stat(fs.url("/p")).is_dir

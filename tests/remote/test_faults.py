@@ -20,20 +20,23 @@ from pylaw.target.remote.gfal import GFALInterface
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import RemoteFileTarget
 from tests.faultproxy import FaultProxy
+from tests.remote.conftest import interface_for
 
 FILES = 24
 
 
-@pytest.fixture(params=("root", "dav"))
+@pytest.fixture(params=("root", "xrdcl", "dav"))
 def faulty(request, tmp_path) -> Iterator[tuple[RemoteFileSystem, RemoteFileSystem, str, FaultProxy]]:
     """(fs through the proxy with a cache, fs direct to the server, local dir of the base, proxy)."""
-    server = request.getfixturevalue("xrootd_server" if request.param == "root" else "webdav_server")
+    server = request.getfixturevalue("webdav_server" if request.param == "dav" else "xrootd_server")
+    if request.param == "xrdcl":
+        request.getfixturevalue("xrootd_bindings")
     name = f"faults-{request.param}-{os.urandom(4).hex()}"
     direct = RemoteFileSystem(f"direct-{name}", [f"{server.url}/{name}"], GFALInterface())
     direct.mkdir("/")
     with FaultProxy(server.port, fraction=0.2, seed=42, per_request=True) as proxy:
         base = f"{server.url.replace(str(server.port), str(proxy.port), 1)}/{name}"
-        fs = RemoteFileSystem(name, [base], GFALInterface(),
+        fs = RemoteFileSystem(name, [base], interface_for(request.param),
                               RetryPolicy(attempts=10, delay=0.01, max_delay=0.1, timeout=10),
                               cache=RemoteCache(str(tmp_path / "cache"), 10**7), parallel=4)
         yield fs, direct, server.local_path(name), proxy

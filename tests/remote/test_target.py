@@ -19,7 +19,7 @@ from pylaw.target.remote.target import (
     get_filesystem,
 )
 
-REMOTE = ("root", "dav")
+REMOTE = ("root", "xrdcl", "dav")
 
 
 @pytest.fixture(params=REMOTE)

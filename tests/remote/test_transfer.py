@@ -25,7 +25,7 @@ def sources(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("backend_name", ["root", "dav"])
+@pytest.mark.parametrize("backend_name", ["root", "xrdcl", "dav"])
 def test_put_and_get_many(make_fs, sources, tmp_path, backend_name) -> None:
     fs = make_fs(backend_name, counting=True)
     pairs = [(src, f"batch/{i % 2}/{src.rsplit('/', 1)[-1]}") for i, src in enumerate(sources)]

@@ -4,12 +4,14 @@
 #   bash tests/services/install_remote.sh /path/to/venv
 #
 # - Debian packages: the gfal2 Python bindings (python3-gfal2 is built for CPython 3.11),
-#   gfal2's file/http/xrootd plugins, the xrootd server + client, and nginx-extras (nginx with
+#   gfal2's file/http/xrootd plugins, the xrootd server + client, XRootD's own Python
+#   bindings (python3-xrootd, for `interface = xrootd`), and nginx-extras (nginx with
 #   the WebDAV modules: the fast WebDAV server of the tests and the benchmark; its service is
 #   not used, the tests start their own nginx on a free port).
 # - pip packages into the venv: wsgidav + cheroot (the WebDAV server of the tests).
-# - a symlink of the single gfal2 .so into the venv. We do not add Debian's dist-packages
-#   to the venv's path: that would leak Debian's cryptography/PyYAML/pip into it.
+# - symlinks of the gfal2 .so and of the XRootD/ and pyxrootd/ packages into the venv. We do
+#   not add Debian's dist-packages to the venv's path: that would leak Debian's
+#   cryptography/PyYAML/pip into it.
 set -euo pipefail
 
 VENV="${1:?usage: install_remote.sh VENV (path of the virtualenv to link gfal2 into)}"
@@ -17,7 +19,7 @@ PY="$VENV/bin/python"
 [ -x "$PY" ] || { echo "install_remote.sh: no python at $PY: create the venv first" >&2; exit 2; }
 
 DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client
-              nginx-extras)
+              python3-xrootd nginx-extras)
 # shellcheck source=tests/services/apt.sh
 source "$(dirname "$0")/apt.sh"
 apt_install_missing "${DEB_PACKAGES[@]}"
@@ -34,4 +36,10 @@ if ! "$PY" -c 'import gfal2' 2>/dev/null; then
          "CPython $(basename "$SO" | sed 's/gfal2.cpython-\([0-9]*\).*/\1/'); use a matching venv" >&2
     exit 1
 fi
+# XRootD's bindings: a pure-Python package over one extension module, both from Debian.
+for PKG in XRootD pyxrootd; do
+    [ -d "/usr/lib/python3/dist-packages/$PKG" ] || { echo "install_remote.sh: python3-xrootd installed no $PKG/" >&2; exit 1; }
+    ln -sfn "/usr/lib/python3/dist-packages/$PKG" "$SITE/$PKG"
+done
+"$PY" -c 'from XRootD import client' || { echo "install_remote.sh: XRootD bindings do not import in $("$PY" -V)" >&2; exit 1; }
 echo "install_remote.sh: gfal2 $("$PY" -c 'import gfal2; print(gfal2.get_version())') ready in $VENV"

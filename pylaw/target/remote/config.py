@@ -18,6 +18,10 @@ when one fails. ``base_<operation>`` overrides them for one operation (``stat``,
 ``listdir``, ``mkdir``, ``remove``, ``rename``, ``get``, ``put``). ``gfal_options`` passes
 options to GFAL2's context, one ``GROUP:KEY=value`` per line or separated by ``;``
 (``gfal_options = HTTP PLUGIN:INSECURE=true``).
+
+``interface`` picks the library behind the storage element: ``gfal`` (the default, every
+protocol) or ``xrootd`` (XRootD's own client, 3-5x less CPU per call; root:// bases only,
+see :mod:`pylaw.target.remote.xrootd`).
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from pylaw.errors import StorageConfigError
 
 SECTION_PREFIX = "storage:"
 OPERATIONS = ("stat", "listdir", "mkdir", "remove", "rename", "get", "put")
+INTERFACES = ("gfal", "xrootd")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 KNOWN_KEYS = {"base", *(f"base_{op}" for op in OPERATIONS), "cache_root", "cache_max_size", "retries",
               "retry_delay", "retry_max_delay", "retry_jitter", "timeout", "transfer_timeout", "parallel",
-              "gfal_options"}
+              "gfal_options", "interface"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +61,7 @@ class StorageConfig:
     transfer_timeout: float = 0.0
     parallel: int = 8
     gfal_options: dict[str, bool | int | str] = dataclasses.field(default_factory=dict)
+    interface: str = "gfal"
 
     def bases_for(self, operation: str) -> tuple[str, ...]:
         """The base URLs to try, in order, for ``operation``."""
@@ -122,6 +128,15 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         if "://" not in url:
             raise StorageConfigError(f"{what}: base {url!r} is not a URL: write it as scheme://host/path "
                                      "(file:///abs/path for local directories)")
+    interface = raw.get("interface", StorageConfig.interface).strip().lower()
+    if interface not in INTERFACES:
+        raise StorageConfigError(f"{what}: interface = {raw['interface']!r} is unknown; choose one of {INTERFACES}")
+    if interface == "xrootd":
+        others = [url for url in [*bases, *(u for urls in operation_bases.values() for u in urls)]
+                  if not url.startswith(("root://", "xroot://"))]
+        if others:
+            raise StorageConfigError(f"{what}: interface = xrootd serves root:// URLs only, not {others}; "
+                                     "use interface = gfal for mixed protocols")
     return StorageConfig(
         name=name, bases=bases, operation_bases=operation_bases,
         cache_root=raw.get("cache_root") or None,
@@ -135,6 +150,7 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         transfer_timeout=_number(raw, "transfer_timeout", StorageConfig.transfer_timeout, what),
         parallel=max(1, int(_number(raw, "parallel", StorageConfig.parallel, what, int))),
         gfal_options=parse_gfal_options(raw.get("gfal_options", ""), what),
+        interface=interface,
     )
 
 

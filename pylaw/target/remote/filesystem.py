@@ -79,15 +79,17 @@ class RemoteFileSystem:
 
     @classmethod
     def from_config(cls, config: StorageConfig) -> RemoteFileSystem:
-        """Build from a parsed ``[storage:NAME]`` section, with a GFAL2 interface."""
+        """Build from a parsed ``[storage:NAME]`` section, with the interface it names (GFAL2 by default)."""
         from pylaw.target.remote.cache import RemoteCache
         from pylaw.target.remote.gfal import GFALInterface
+        from pylaw.target.remote.xrootd import XRootDInterface
 
         retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
                             max_delay=config.retry_max_delay, jitter=config.retry_jitter,
                             timeout=config.timeout or None)
         cache = RemoteCache(config.cache_root, config.cache_max_size) if config.cache_root else None
-        interface = GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
+        interface: FileInterface = XRootDInterface() if config.interface == "xrootd" else GFALInterface(
+            config.gfal_options, transfer_timeout=config.transfer_timeout)
         return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
                    config.parallel)
 

@@ -51,7 +51,8 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
-from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
+from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
+from pylaw.target.remote.xrootd import client_defaults
 
 INSTALL_HINT = ("the gfal2 Python bindings are not installed: on Debian/Ubuntu run "
                 "`apt-get install python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd` "
@@ -114,13 +115,6 @@ MESSAGE_HINTS: tuple[tuple[str, type[RemoteError]], ...] = (
     ("socket", RemoteConnectionError),
 )
 
-ADVICE: dict[type[RemoteError], str] = {
-    RemoteFileNotFoundError: "check the path and the storage element's base URL",
-    RemotePermissionError: "check your credentials (proxy, token) and the ACLs of the storage",
-    RemoteConnectionError: "check that the storage is reachable; pylaw retries these errors",
-    RemoteTimeoutError: "raise the storage element's `timeout`; pylaw retries these errors",
-    RemoteDirectoryNotEmptyError: "remove it recursively",
-}
 
 
 def map_gerror(exc: Exception, operation: str, url: str) -> RemoteError:
@@ -145,21 +139,6 @@ def import_gfal2() -> Any:
     except ImportError as exc:
         raise RemoteBackendMissingError(INSTALL_HINT) from exc
     return gfal2
-
-
-def _xrootd_client_defaults() -> None:
-    """Make XrdCl give up on dead servers in seconds rather than minutes (its default).
-
-    XrdCl reads these once, from the environment, when the first xrootd operation runs;
-    values the user exported win.
-    """
-    os.environ.setdefault("XRD_CONNECTIONRETRY", "1")
-    os.environ.setdefault("XRD_CONNECTIONWINDOW", "10")
-    os.environ.setdefault("XRD_REQUESTTIMEOUT", "60")
-    os.environ.setdefault("XRD_STREAMTIMEOUT", "60")
-    # after a socket error XrdCl otherwise fails every request to that server at once for
-    # the "stream error window" (30 min): pylaw's retry policy decides instead
-    os.environ.setdefault("XRD_STREAMERRORWINDOW", "0")
 
 
 def _thread_c_locale() -> tuple[Callable[[int | None], int | None], int] | None:
@@ -217,7 +196,7 @@ class GFALInterface(FileInterface):
         ctx = getattr(self._local, "context", None)
         if ctx is None:
             gfal2 = import_gfal2()
-            _xrootd_client_defaults()
+            client_defaults()
             ctx = gfal2.creat_context()
             for key, value in self.options.items():
                 group, _, name = key.partition(":")

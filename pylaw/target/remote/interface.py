@@ -15,7 +15,14 @@ import abc
 import dataclasses
 import re
 
-from pylaw.errors import RemoteFileNotFoundError
+from pylaw.errors import (
+    RemoteConnectionError,
+    RemoteDirectoryNotEmptyError,
+    RemoteError,
+    RemoteFileNotFoundError,
+    RemotePermissionError,
+    RemoteTimeoutError,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,16 @@ def redact(text: str) -> str:
     if "@" not in text and "?" not in text:
         return text
     return _QUERY.sub(r"\1?<redacted>", _USERINFO.sub("<redacted>@", text))
+
+
+#: what to do about an error, appended to its message by every backend
+ADVICE: dict[type[RemoteError], str] = {
+    RemoteFileNotFoundError: "check the path and the storage element's base URL",
+    RemotePermissionError: "check your credentials (proxy, token) and the ACLs of the storage",
+    RemoteConnectionError: "check that the storage is reachable; pylaw retries these errors",
+    RemoteTimeoutError: "raise the storage element's `timeout`; pylaw retries these errors",
+    RemoteDirectoryNotEmptyError: "remove it recursively",
+}
 
 
 class FileInterface(abc.ABC):
