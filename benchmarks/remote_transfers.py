@@ -2,6 +2,9 @@
 
     python benchmarks/remote_transfers.py [--files 1000] [--collection 10000] [--parallel 8]
 
+Every xrootd measurement runs twice: through GFAL2 and through XRootD's own client
+(``interface = xrootd``).
+
 1. Upload of ``--files`` small files to xrootd: batch transfer (``fs.copy_many``) vs a
    serial loop of single atomic copies (``RemoteFileTarget.copy_from_local``). Goal >= 5x.
    Measured twice: on loopback (no latency: both loops are bound by the client's CPU) and
@@ -31,8 +34,10 @@ from pylaw.target.local import LocalDirectoryTarget
 from pylaw.target.remote.cache import RemoteCache
 from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.interface import FileInterface
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
+from pylaw.target.remote.xrootd import XRootDInterface
 from tests.faultproxy import FaultProxy
 from tests.remote.conftest import CountingInterface
 from tests.services.nginx_webdav import NginxWebDAVServer
@@ -52,12 +57,15 @@ def timed(call: Callable[[], object], repeat: int = 1) -> float:
     return best
 
 
-def make_fs(name: str, base: str, counting: bool = False, cache: RemoteCache | None = None) -> RemoteFileSystem:
-    interface = CountingInterface(GFALInterface()) if counting else GFALInterface()
+def make_fs(name: str, base: str, counting: bool = False, cache: RemoteCache | None = None,
+            xrdcl: bool = False) -> RemoteFileSystem:
+    """A storage element on GFAL2 (default) or on XRootD's own client (``interface = xrootd``)."""
+    inner: FileInterface = XRootDInterface() if xrdcl else GFALInterface()
+    interface = CountingInterface(inner) if counting else inner
     return RemoteFileSystem(name, [base], interface, RetryPolicy(attempts=3, delay=0.05), cache=cache)
 
 
-def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str) -> list[Row]:
+def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str, xrdcl: bool = False) -> list[Row]:
     """Serial loop vs ``copy_many`` into a fresh directory under ``url``."""
     sources = []
     for i in range(files):
@@ -68,7 +76,7 @@ def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str)
         sources.append(path)
     name = "bench-upload-" + "".join(c for c in label if c.isalnum())
     GFALInterface().mkdir(f"{url}/{name}")
-    fs = make_fs(name, f"{url}/{name}")
+    fs = make_fs(name, f"{url}/{name}", xrdcl=xrdcl)
 
     def serial() -> None:
         for i, src in enumerate(sources):
@@ -115,10 +123,12 @@ def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebD
     assert local.count() == total
     rows: list[Row] = [(f"exists: {total} files in {dirs} dirs, local disk", f"{1000 * t_local:.0f} ms", "", "")]
     servers: list[tuple[str, XRootDServer | WebDAVServer | NginxWebDAVServer]] = [
-        ("xrootd", xrootd), ("WebDAV (wsgidav)", webdav), ("WebDAV (nginx)", nginx)]
+        ("xrootd via gfal2", xrootd), ("xrootd via XrdCl", xrootd), ("WebDAV (wsgidav)", webdav),
+        ("WebDAV (nginx)", nginx)]
     for label, server in servers:
-        fill(server.local_path("coll"), dirs, per_dir)
-        fs = make_fs(f"bench-coll-{label.split()[-1].strip('()')}", f"{server.url}/coll", counting=True)
+        if not os.path.isdir(server.local_path("coll")):
+            fill(server.local_path("coll"), dirs, per_dir)
+        fs = make_fs(f"bench-coll-{label}", f"{server.url}/coll", counting=True, xrdcl="XrdCl" in label)
         remote = collection(RemoteDirectoryTarget("/", fs=fs), dirs, per_dir)
         t_remote = timed(lambda remote=remote: remote.count(), repeat=3)  # type: ignore[misc]
         fs.interface.calls.clear()  # type: ignore[attr-defined]
@@ -164,11 +174,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="pylaw-bench-") as workdir:
             GFALInterface().mkdir(f"{xrootd.url}/cache")
-            rows = bench_uploads(xrootd.url, " (loopback)", args.files, args.parallel, workdir)
-            if args.rtt_ms > 0:
-                with FaultProxy(xrootd.port, fraction=0.0, latency=args.rtt_ms / 2000) as link:
-                    rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
-                                          f" ({args.rtt_ms:g} ms RTT)", args.files, args.parallel, workdir)
+            rows = []
+            for xrdcl, via in ((False, "gfal2"), (True, "XrdCl")):
+                rows += bench_uploads(xrootd.url, f" via {via} (loopback)", args.files, args.parallel, workdir, xrdcl)
+                if args.rtt_ms > 0:
+                    with FaultProxy(xrootd.port, fraction=0.0, latency=args.rtt_ms / 2000) as link:
+                        rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
+                                              f" via {via} ({args.rtt_ms:g} ms RTT)", args.files, args.parallel,
+                                              workdir, xrdcl)
             rows += bench_existence(xrootd, webdav, nginx, args.collection, workdir)
             rows += bench_cache(xrootd, workdir)
     finally:
