@@ -159,3 +159,15 @@ def test_xrootd_interface_survives_pickling(xrootd_bindings, make_fs, tmp_path) 
     fs.mkdir("/p")
     clone = pickle.loads(pickle.dumps(fs.interface))
     assert clone.stat(fs.url("/p")).is_dir
+
+
+def test_xrootd_interface_streams_files_in_chunks(make_fs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("pylaw.target.remote.xrootd.CHUNK", 1000)  # many requests for a small file
+    fs = make_fs("xrdcl")
+    data = os.urandom(10_500)
+    (tmp_path / "in.bin").write_bytes(data)
+    fs.put(str(tmp_path / "in.bin"), "/c/in.bin")
+    fs.copy("/c/in.bin", "/c/copy.bin")  # root:// to root://, streamed through the client
+    fs.get("/c/copy.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data
+    assert fs.stat("/c/in.bin").size == len(data)
