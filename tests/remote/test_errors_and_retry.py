@@ -171,3 +171,10 @@ def test_xrootd_interface_streams_files_in_chunks(make_fs, tmp_path, monkeypatch
     fs.get("/c/copy.bin", str(tmp_path / "back.bin"))
     assert (tmp_path / "back.bin").read_bytes() == data
     assert fs.stat("/c/in.bin").size == len(data)
+
+
+def test_xrootd_get_of_a_missing_file_creates_no_local_file(make_fs, tmp_path) -> None:
+    fs = make_fs("xrdcl")
+    with pytest.raises(RemoteFileNotFoundError):
+        fs.interface.copy(fs.url("/missing.bin"), f"file://{tmp_path}/local.bin")
+    assert not (tmp_path / "local.bin").exists()

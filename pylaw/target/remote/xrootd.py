@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from pylaw.errors import (
@@ -249,8 +250,9 @@ class XRootDInterface(FileInterface):
             if not overwrite and os.path.exists(path):
                 raise RemoteFileExistsError(f"xrootd copy failed for {redact(what)}: {path} exists",
                                             operation="copy", url=redact(what))
+            chunks = self._read(source, timeout, what)  # a missing source fails before the local file exists
             with open(path, "wb") as local:
-                for chunk in self._read(source, timeout, what):
+                for chunk in chunks:
                     local.write(chunk)
         elif source.startswith(SCHEMES) and destination.startswith(SCHEMES):
             self._write(destination, overwrite, timeout, self._read(source, timeout, what), what)
@@ -259,11 +261,14 @@ class XRootDInterface(FileInterface):
                                           "root://, the other root:// or file://", operation="copy",
                                           url=redact(what))
 
-    def _read(self, url: str, timeout: float | None, what: str) -> Any:
-        """The bytes of the remote file ``url``, chunk by chunk."""
+    def _read(self, url: str, timeout: float | None, what: str) -> Iterator[bytes]:
+        """The bytes of the remote file ``url``, chunk by chunk; opened before the first chunk is asked for."""
         client = import_xrootd()
         handle = client.File()
         self._check(handle.open(url, client.flags.OpenFlags.READ, timeout=_seconds(timeout)), "copy", what)
+        return self._chunks(handle, timeout, what)
+
+    def _chunks(self, handle: Any, timeout: float | None, what: str) -> Iterator[bytes]:
         try:
             offset = 0
             while True:
@@ -275,7 +280,8 @@ class XRootDInterface(FileInterface):
         finally:
             handle.close(timeout=_seconds(timeout))
 
-    def _write(self, url: str, overwrite: bool, timeout: float | None, chunks: Any, what: str) -> None:
+    def _write(self, url: str, overwrite: bool, timeout: float | None, chunks: Iterator[bytes],
+               what: str) -> None:
         """Create ``url`` from ``chunks``; the close is checked: the server has every byte after it."""
         client = import_xrootd()
         flags = client.flags.OpenFlags
