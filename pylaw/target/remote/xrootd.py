@@ -167,6 +167,9 @@ class XRootDInterface(FileInterface):
     """:class:`FileInterface` on the ``XRootD`` Python bindings (root:// URLs only)."""
 
     def __init__(self) -> None:
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
         self._filesystems: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -176,7 +179,7 @@ class XRootDInterface(FileInterface):
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
+        self._fresh_state()
 
     def _filesystem(self, host: str) -> Any:
         with self._lock:
