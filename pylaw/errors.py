@@ -16,7 +16,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     │
     │   remote storage (pylaw.target.remote), see below
     ├── StorageConfigError         (ConfigError)  a [storage:NAME] section is missing or malformed
-    ├── RemoteBackendMissingError  (ImportError)  the gfal2 Python bindings are not installed
+    ├── RemoteBackendMissingError  (ImportError)  the gfal2 (or XRootD) Python bindings are not installed
     ├── TransferFailedError        (RuntimeError) files of a batch transfer failed for good
     └── RemoteError                (OSError)      a remote operation failed; ``url``, ``operation``
         ├── RemoteFileNotFoundError    (FileNotFoundError)
@@ -26,6 +26,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
         ├── RemoteNotADirectoryError   (NotADirectoryError)
         ├── RemoteDirectoryNotEmptyError
         ├── RemoteNotSupportedError                   the server cannot do this (e.g. third-party copy)
+        ├── RemoteCertificateError                    the server's TLS certificate is not trusted
         └── TransientRemoteError                      the only kind that is retried
             ├── RemoteConnectionError  (ConnectionError)
             └── RemoteTimeoutError     (TimeoutError)
@@ -152,6 +153,13 @@ class RemoteDirectoryNotEmptyError(RemoteError):
 
 class RemoteNotSupportedError(RemoteError):
     """The storage does not support the operation (e.g. xrootd without third-party copy)."""
+
+
+class RemoteCertificateError(RemoteError):
+    """The server's TLS certificate was refused (untrusted issuer, wrong host name, expired).
+
+    Not retried: the next attempt meets the same certificate.
+    """
 
 
 class TransientRemoteError(RemoteError):

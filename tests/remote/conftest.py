@@ -2,8 +2,9 @@
 
 ``backend`` runs a test on every backend: ``file`` (gfal2's file plugin), ``root`` (a real
 xrootd through gfal2), ``xrdcl`` (the same xrootd through XRootD's own client, pylaw's
-``interface = xrootd``), ``dav`` (a real wsgidav through gfal2's http plugin) and ``nginx``
-(nginx's WebDAV modules, a fast server like dCache's door, through the same plugin). Each test gets a fresh
+``interface = xrootd``), ``dav`` (a real wsgidav through gfal2's http plugin), ``nginx``
+(nginx's WebDAV modules, a fast server like dCache's door, through the same plugin) and
+``davs`` (that nginx over TLS, trusted through ``X509_CERT_DIR``, as dCache's doors are used). Each test gets a fresh
 directory on the server as the base of its storage element.
 """
 
@@ -22,13 +23,17 @@ from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import forget_filesystems, register_filesystem
 from pylaw.target.remote.xrootd import XRootDInterface
 from tests.services._process import unavailable
-from tests.services.nginx_webdav import NginxWebDAVServer, nginx_webdav_server  # noqa: F401 - fixture
+from tests.services.nginx_webdav import (  # noqa: F401 - fixtures
+    NginxWebDAVServer,
+    nginx_webdav_server,
+    nginx_webdavs_server,
+)
 from tests.services.webdav import WebDAVServer, webdav_server  # noqa: F401 - fixture
 from tests.services.xrootd import XRootDServer, xrootd_server  # noqa: F401 - fixture
 
-BACKENDS = ("file", "root", "xrdcl", "dav", "nginx")
+BACKENDS = ("file", "root", "xrdcl", "dav", "nginx", "davs")
 SERVER_FIXTURES = {"root": "xrootd_server", "xrdcl": "xrootd_server", "dav": "webdav_server",
-                   "nginx": "nginx_webdav_server"}
+                   "nginx": "nginx_webdav_server", "davs": "nginx_webdavs_server"}
 FAST_RETRY = RetryPolicy(attempts=3, delay=0.01, max_delay=0.05, timeout=20)
 
 
@@ -113,6 +118,8 @@ def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: An
             directory.mkdir()
             return f"file://{directory}"
         server: XRootDServer | WebDAVServer | NginxWebDAVServer = request.getfixturevalue(SERVER_FIXTURES[backend])
+        if isinstance(server, NginxWebDAVServer) and server.tls:  # davix trusts the CAs in X509_CERT_DIR
+            request.getfixturevalue("monkeypatch").setenv("X509_CERT_DIR", server.ca_dir)
         url = f"{server.url}/{unique}"
         GFALInterface().mkdir(url)
         return url

@@ -13,6 +13,7 @@ import pytest
 
 from pylaw.errors import (
     RemoteBackendMissingError,
+    RemoteCertificateError,
     RemoteConnectionError,
     RemoteDirectoryNotEmptyError,
     RemoteError,
@@ -29,6 +30,7 @@ from pylaw.target.remote.gfal import GFALInterface, map_gerror
 from pylaw.target.remote.interface import redact
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.xrootd import XRootDInterface
+from tests.remote.conftest import CountingInterface
 from tests.services._process import free_port
 
 
@@ -178,3 +180,14 @@ def test_xrootd_get_of_a_missing_file_creates_no_local_file(make_fs, tmp_path) -
     with pytest.raises(RemoteFileNotFoundError):
         fs.interface.copy(fs.url("/missing.bin"), f"file://{tmp_path}/local.bin")
     assert not (tmp_path / "local.bin").exists()
+
+
+def test_an_untrusted_server_certificate_fails_at_once_with_advice(request, monkeypatch) -> None:
+    server = request.getfixturevalue("nginx_webdavs_server")
+    monkeypatch.delenv("X509_CERT_DIR", raising=False)  # the test CA is not trusted now
+    sleeps: list[float] = []
+    fs = RemoteFileSystem("untrusted", [server.url], CountingInterface(GFALInterface()),
+                          RetryPolicy(attempts=3, delay=0.01), sleep=sleeps.append)
+    with pytest.raises(RemoteCertificateError, match=r"certificate verification failed.*X509_CERT_DIR"):
+        fs.stat("/a")
+    assert fs.interface.calls == {"stat": 1} and sleeps == []  # not retried

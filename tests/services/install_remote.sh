@@ -5,7 +5,7 @@
 #
 # - Debian packages: the gfal2 Python bindings (python3-gfal2 is built for CPython 3.11),
 #   gfal2's file/http/xrootd plugins, the xrootd server + client, XRootD's own Python
-#   bindings (python3-xrootd, for `interface = xrootd`), and nginx-extras (nginx with
+#   bindings (python3-xrootd, for `interface = xrootd`), openssl (the test CA of davs://), and nginx-extras (nginx with
 #   the WebDAV modules: the fast WebDAV server of the tests and the benchmark; its service is
 #   not used, the tests start their own nginx on a free port).
 # - pip packages into the venv: wsgidav + cheroot (the WebDAV server of the tests).
@@ -19,7 +19,7 @@ PY="$VENV/bin/python"
 [ -x "$PY" ] || { echo "install_remote.sh: no python at $PY: create the venv first" >&2; exit 2; }
 
 DEB_PACKAGES=(python3-gfal2 gfal2-plugin-file gfal2-plugin-http gfal2-plugin-xrootd xrootd-server xrootd-client
-              python3-xrootd nginx-extras)
+              python3-xrootd nginx-extras openssl)
 # shellcheck source=tests/services/apt.sh
 source "$(dirname "$0")/apt.sh"
 apt_install_missing "${DEB_PACKAGES[@]}"

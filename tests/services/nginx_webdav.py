@@ -12,6 +12,11 @@ Three workarounds make davix and nginx agree (see section 4 of the services note
   and (for ``MOVE``) on the ``Destination`` header (``headers-more`` module);
 - the modules are loaded by absolute path (a relative one resolves against ``-p``).
 
+``NginxWebDAVServer(tls=True)`` serves ``davs://`` (HTTPS, as dCache's doors do) with a
+server certificate signed by a throw-away CA made with the ``openssl`` command; ``ca_dir``
+holds that CA in the hashed layout of ``X509_CERT_DIR`` (/etc/grid-security/certificates),
+where davix looks for the authorities it trusts.
+
 When started as root the workers run as root too, so that files the tests create on the
 server's disk directly stay writable through the server (the data is a temporary
 directory served on loopback only).
@@ -49,7 +54,8 @@ http {{
     keepalive_requests 100000;
     map $http_destination $dest_slash {{ "~/$" $http_destination; default "$http_destination/"; }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{ssl};
+        {certificates}
         root {root}/data;
         location / {{
             if ($request_method = MKCOL) {{ rewrite ^(.*[^/])$ $1/ break; }}
@@ -73,6 +79,36 @@ class NginxWebDAVServer(TempDirServer):
     prefix = "pylaw-nginx-"
     url_format = "dav://127.0.0.1:{port}/pylaw"
 
+    def __init__(self, tls: bool = False) -> None:
+        super().__init__()
+        self.tls = tls
+        self.ca_dir = os.path.join(self.root, "ca")
+        if tls:
+            self.url_format = self.url_format.replace("dav://", "davs://", 1)
+
+    def _make_certificates(self) -> str:
+        """A CA (hashed into ``ca_dir``) and a certificate for 127.0.0.1 signed by it; nginx's directives."""
+        tls = os.path.join(self.root, "tls")
+        os.makedirs(tls, exist_ok=True)
+        os.makedirs(self.ca_dir, exist_ok=True)
+
+        def openssl(*args: str) -> str:
+            return subprocess.run(["openssl", *args], cwd=tls, check=True, capture_output=True, text=True).stdout
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=pylaw test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(tls, "server.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+        digest = openssl("x509", "-hash", "-noout", "-in", "ca.pem").strip()
+        shutil.copy(os.path.join(tls, "ca.pem"), os.path.join(self.ca_dir, f"{digest}.0"))
+        return f"ssl_certificate {tls}/server.pem; ssl_certificate_key {tls}/server.key;"
+
     def start(self) -> NginxWebDAVServer:
         binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
         if binary is None or not os.path.exists(os.path.join(MODULES, "ngx_http_dav_ext_module.so")):
@@ -82,8 +118,10 @@ class NginxWebDAVServer(TempDirServer):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         config = os.path.join(self.root, "nginx.conf")
         user = "user root root;" if os.geteuid() == 0 else ""
+        certificates = self._make_certificates() if self.tls else ""
         with open(config, "w") as f:
-            f.write(CONFIG.format(modules=MODULES, user=user, root=self.root, port=self.port))
+            f.write(CONFIG.format(modules=MODULES, user=user, root=self.root, port=self.port,
+                                  ssl=" ssl" if self.tls else "", certificates=certificates))
         out = open(os.path.join(self.root, "logs", "nginx.out"), "wb")  # noqa: SIM115
         self.process = subprocess.Popen([binary, "-c", config, "-p", self.root, "-g", "daemon off;"],
                                         stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
@@ -96,3 +134,9 @@ class NginxWebDAVServer(TempDirServer):
 def nginx_webdav_server() -> Iterator[NginxWebDAVServer]:
     """A running nginx WebDAV server for the whole session; skipped (or failed in CI) when unavailable."""
     yield from running(NginxWebDAVServer(), "nginx (WebDAV)")
+
+
+@pytest.fixture(scope="session")
+def nginx_webdavs_server() -> Iterator[NginxWebDAVServer]:
+    """The same over HTTPS (davs://) with a certificate of a test CA; skipped (or failed in CI) when unavailable."""
+    yield from running(NginxWebDAVServer(tls=True), "nginx (WebDAV over TLS)")

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 from pylaw.errors import (
     RemoteBackendMissingError,
+    RemoteCertificateError,
     RemoteConnectionError,
     RemoteDirectoryNotEmptyError,
     RemoteError,
@@ -92,6 +93,8 @@ ERRNO_MAP: dict[int, type[RemoteError]] = {
 
 #: lower-case message fragments that win over the errno: XrdCl reuses errnos for broken connections.
 MESSAGE_OVERRIDES: tuple[tuple[str, type[RemoteError]], ...] = (
+    # davix (neon) reports a refused server certificate as EHOSTDOWN; it is no network fault
+    ("certificate verification failed", RemoteCertificateError),
     ("socket error", RemoteConnectionError),
     # XrdCl's errInvalidOp (EOPNOTSUPP): a file handle left unusable by a dropped connection
     ("[fatal] invalid operation", RemoteConnectionError),

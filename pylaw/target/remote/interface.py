@@ -16,6 +16,7 @@ import dataclasses
 import re
 
 from pylaw.errors import (
+    RemoteCertificateError,
     RemoteConnectionError,
     RemoteDirectoryNotEmptyError,
     RemoteError,
@@ -56,6 +57,8 @@ ADVICE: dict[type[RemoteError], str] = {
     RemoteConnectionError: "check that the storage is reachable; pylaw retries these errors",
     RemoteTimeoutError: "raise the storage element's `timeout`; pylaw retries these errors",
     RemoteDirectoryNotEmptyError: "remove it recursively",
+    RemoteCertificateError: "trust the server's certificate authority: put it (hashed, as in "
+                            "/etc/grid-security/certificates) in the directory named by X509_CERT_DIR",
 }
 
 
