@@ -5,9 +5,10 @@
 #
 # - Debian packages: the gfal2 Python bindings (python3-gfal2 is built for CPython 3.11),
 #   gfal2's file/http/xrootd plugins, the xrootd server + client, XRootD's own Python
-#   bindings (python3-xrootd, for `interface = xrootd`), openssl (the test CA of davs://), and nginx-extras (nginx with
-#   the WebDAV modules: the fast WebDAV server of the tests and the benchmark; its service is
-#   not used, the tests start their own nginx on a free port).
+#   bindings (python3-xrootd, for `interface = xrootd`), openssl (the test CA of davs://)
+#   and nginx-extras (nginx with the WebDAV modules: the fast WebDAV server of the tests and
+#   the benchmark, plain and over TLS; its service is not used, the tests start their own
+#   nginx on a free port).
 # - pip packages into the venv: wsgidav + cheroot (the WebDAV server of the tests).
 # - symlinks of the gfal2 .so and of the XRootD/ and pyxrootd/ packages into the venv. We do
 #   not add Debian's dist-packages to the venv's path: that would leak Debian's
