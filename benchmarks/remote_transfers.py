@@ -11,8 +11,9 @@ Every xrootd measurement runs twice: through GFAL2 and through XRootD's own clie
    through a delay line of ``--rtt-ms`` round-trip time (default 2 ms, a storage element in
    the same region; tests/faultproxy.py), the latency batch transfers are there to hide.
 2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
-   WebDAV (wsgidav, pure Python; nginx, a fast server like dCache's door) vs the same check
-   on local disk. Goal <= 3x local. One listing per directory.
+   WebDAV (wsgidav, pure Python; nginx, a fast server like dCache's door, also over TLS,
+   with and without OpenSSL's default CA bundle) vs the same check on local disk.
+   Goal <= 3x local. One listing per directory.
 3. Cache-hit path: remote operations and time of reading a cached file. Goal: <= 1 stat.
 
 Needs gfal2, xrootd, wsgidav and nginx-extras (``bash tests/services/install_remote.sh VENV``).
@@ -113,8 +114,8 @@ def collection(root: object, dirs: int, per_dir: int) -> TargetCollection:
     return TargetCollection(targets)
 
 
-def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebDAVServer, total: int,
-                    workdir: str) -> list[Row]:
+def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebDAVServer,
+                    nginx_tls: NginxWebDAVServer, total: int, workdir: str) -> list[Row]:
     dirs, per_dir = 100, total // 100
     local_root = os.path.join(workdir, "local-coll")
     fill(local_root, dirs, per_dir)
@@ -122,10 +123,16 @@ def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebD
     t_local = timed(lambda: local.count(), repeat=3)
     assert local.count() == total
     rows: list[Row] = [(f"exists: {total} files in {dirs} dirs, local disk", f"{1000 * t_local:.0f} ms", "", "")]
+    empty_bundle = os.path.join(workdir, "no-system-cas.pem")
+    open(empty_bundle, "w").close()
     servers: list[tuple[str, XRootDServer | WebDAVServer | NginxWebDAVServer]] = [
         ("xrootd via gfal2", xrootd), ("xrootd via XrdCl", xrootd), ("WebDAV (wsgidav)", webdav),
-        ("WebDAV (nginx)", nginx)]
+        ("WebDAV (nginx)", nginx), ("WebDAV (nginx, davs://)", nginx_tls),
+        ("WebDAV (nginx, davs://, empty SSL_CERT_FILE)", nginx_tls)]
+    os.environ["X509_CERT_DIR"] = nginx_tls.ca_dir  # the test CA, as grid sites trust the IGTF ones
     for label, server in servers:
+        if "SSL_CERT_FILE" in label:  # davix reads it for every new TLS context
+            os.environ["SSL_CERT_FILE"] = empty_bundle
         if not os.path.isdir(server.local_path("coll")):
             fill(server.local_path("coll"), dirs, per_dir)
         fs = make_fs(f"bench-coll-{label}", f"{server.url}/coll", counting=True, xrdcl="XrdCl" in label)
@@ -171,6 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     client_environment()
     xrootd, webdav, nginx = XRootDServer().start(), WebDAVServer().start(), NginxWebDAVServer().start()
+    nginx_tls = NginxWebDAVServer(tls=True).start()
     try:
         with tempfile.TemporaryDirectory(prefix="pylaw-bench-") as workdir:
             GFALInterface().mkdir(f"{xrootd.url}/cache")
@@ -182,12 +190,13 @@ def main() -> None:
                         rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
                                               f" via {via} ({args.rtt_ms:g} ms RTT)", args.files, args.parallel,
                                               workdir, xrdcl)
-            rows += bench_existence(xrootd, webdav, nginx, args.collection, workdir)
+            rows += bench_existence(xrootd, webdav, nginx, nginx_tls, args.collection, workdir)
             rows += bench_cache(xrootd, workdir)
     finally:
         xrootd.stop()
         webdav.stop()
         nginx.stop()
+        nginx_tls.stop()
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     print(f"remote targets benchmark ({os.cpu_count()} cores, loopback servers)")
     for row in rows:
