@@ -12,6 +12,9 @@ Three workarounds make davix and nginx agree (see section 4 of the services note
   and (for ``MOVE``) on the ``Destination`` header (``headers-more`` module);
 - the modules are loaded by absolute path (a relative one resolves against ``-p``).
 
+``NginxWebDAVServer(token="...")`` refuses requests without that bearer token, as a
+token-protected dCache door does.
+
 ``NginxWebDAVServer(tls=True)`` serves ``davs://`` (HTTPS, as dCache's doors do) with a
 server certificate signed by a throw-away CA made with the ``openssl`` command; ``ca_dir``
 holds that CA in the hashed layout of ``X509_CERT_DIR`` (/etc/grid-security/certificates),
@@ -58,6 +61,7 @@ http {{
         {certificates}
         root {root}/data;
         location / {{
+            {authorization}
             if ($request_method = MKCOL) {{ rewrite ^(.*[^/])$ $1/ break; }}
             if (-d $request_filename) {{
                 rewrite ^(.*[^/])$ $1/ break;
@@ -79,12 +83,21 @@ class NginxWebDAVServer(TempDirServer):
     prefix = "pylaw-nginx-"
     url_format = "dav://127.0.0.1:{port}/pylaw"
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, token: str | None = None) -> None:
         super().__init__()
         self.tls = tls
+        self.token = token
         self.ca_dir = os.path.join(self.root, "ca")
         if tls:
             self.url_format = self.url_format.replace("dav://", "davs://", 1)
+
+    def _authorization(self) -> str:
+        """nginx directive refusing (401) every request without ``Authorization: Bearer <token>``."""
+        if self.token is None:
+            return ""
+        if not self.token.isalnum():
+            raise ValueError("the test token must be alphanumeric: it is written into nginx's config")
+        return f'if ($http_authorization != "Bearer {self.token}") {{ return 401; }}'
 
     def _make_certificates(self) -> str:
         """A CA (hashed into ``ca_dir``) and a certificate for 127.0.0.1 signed by it; nginx's directives."""
@@ -121,7 +134,8 @@ class NginxWebDAVServer(TempDirServer):
         certificates = self._make_certificates() if self.tls else ""
         with open(config, "w") as f:
             f.write(CONFIG.format(modules=MODULES, user=user, root=self.root, port=self.port,
-                                  ssl=" ssl" if self.tls else "", certificates=certificates))
+                                  ssl=" ssl" if self.tls else "", certificates=certificates,
+                                  authorization=self._authorization()))
         out = open(os.path.join(self.root, "logs", "nginx.out"), "wb")  # noqa: SIM115
         self.process = subprocess.Popen([binary, "-c", config, "-p", self.root, "-g", "daemon off;"],
                                         stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
