@@ -45,6 +45,7 @@ def test_filesystem_from_config_uses_every_key() -> None:
     ({"base": "root://h//a", "interface": "posix"}, "interface = 'posix' is unknown"),
     ({"base": "root://h//a, davs://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
     ({"base": "root://h//a", "base_get": "https://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
+    ({"base": "root://h//a", "interface": "xrootd", "gfal_options": "CORE:X=1"}, "apply to interface = gfal only"),
 ])
 def test_malformed_sections_raise_config_errors(raw, message) -> None:
     with pytest.raises(StorageConfigError, match=message) as info:
@@ -61,6 +62,7 @@ def test_sizes_and_bases() -> None:
 
 def test_interface_is_chosen_per_storage_element() -> None:
     gfal = RemoteFileSystem.from_config(parse_section("g", {"base": "root://h//a"}))
-    xrd = RemoteFileSystem.from_config(parse_section("x", {"base": "root://h//a", "interface": "XRootD"}))
+    xrd = RemoteFileSystem.from_config(parse_section("x", {"base": "root://h//a", "interface": "XRootD",
+                                                             "transfer_timeout": "600"}))
     assert isinstance(gfal.interface, GFALInterface)
-    assert isinstance(xrd.interface, XRootDInterface)
+    assert isinstance(xrd.interface, XRootDInterface) and xrd.interface.transfer_timeout == 600

@@ -197,3 +197,15 @@ def test_an_untrusted_server_certificate_fails_at_once_with_advice(request, monk
     with pytest.raises(RemoteCertificateError, match=r"certificate verification failed.*X509_CERT_DIR"):
         fs.stat("/a")
     assert fs.interface.calls == {"stat": 1} and sleeps == []  # not retried
+
+
+def test_xrootd_transfer_timeout_bounds_a_whole_copy(make_fs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("pylaw.target.remote.xrootd.CHUNK", 1000)
+    fs = make_fs("xrdcl")
+    fs.mkdir("/t")
+    (tmp_path / "big.bin").write_bytes(os.urandom(10_000))
+    hasty = XRootDInterface(transfer_timeout=1e-9)  # over before the first chunk is sent
+    with pytest.raises(RemoteTimeoutError, match="took longer than transfer_timeout"):
+        hasty.copy(f"file://{tmp_path}/big.bin", fs.url("/t/big.bin"))
+    XRootDInterface(transfer_timeout=60).copy(f"file://{tmp_path}/big.bin", fs.url("/t/big.bin"))
+    assert fs.stat("/t/big.bin").size == 10_000

@@ -137,6 +137,9 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         if others:
             raise StorageConfigError(f"{what}: interface = xrootd serves root:// URLs only, not {others}; "
                                      "use interface = gfal for mixed protocols")
+        if raw.get("gfal_options", "").strip():
+            raise StorageConfigError(f"{what}: gfal_options apply to interface = gfal only; XrdCl is configured "
+                                     "with XRD_* environment variables")
     return StorageConfig(
         name=name, bases=bases, operation_bases=operation_bases,
         cache_root=raw.get("cache_root") or None,

@@ -88,8 +88,8 @@ class RemoteFileSystem:
                             max_delay=config.retry_max_delay, jitter=config.retry_jitter,
                             timeout=config.timeout or None)
         cache = RemoteCache(config.cache_root, config.cache_max_size) if config.cache_root else None
-        interface: FileInterface = XRootDInterface() if config.interface == "xrootd" else GFALInterface(
-            config.gfal_options, transfer_timeout=config.transfer_timeout)
+        interface: FileInterface = XRootDInterface(config.transfer_timeout) if config.interface == "xrootd" \
+            else GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
         return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
                    config.parallel)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -164,9 +165,15 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class XRootDInterface(FileInterface):
-    """:class:`FileInterface` on the ``XRootD`` Python bindings (root:// URLs only)."""
+    """:class:`FileInterface` on the ``XRootD`` Python bindings (root:// URLs only).
 
-    def __init__(self) -> None:
+    A copy is streamed in requests of :data:`CHUNK` bytes, each bounded by the call's
+    ``timeout``, so big files are not cut by it; ``transfer_timeout`` (seconds, 0 = none)
+    bounds a whole copy.
+    """
+
+    def __init__(self, transfer_timeout: float = 0) -> None:
+        self.transfer_timeout = transfer_timeout
         self._fresh_state()
 
     def _fresh_state(self) -> None:
@@ -176,9 +183,10 @@ class XRootDInterface(FileInterface):
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (targets travel to worker processes); XrdCl objects are per process."""
-        return {}
+        return {"transfer_timeout": self.transfer_timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.transfer_timeout = state["transfer_timeout"]
         self._fresh_state()
 
     def _filesystem(self, host: str) -> Any:
@@ -245,9 +253,11 @@ class XRootDInterface(FileInterface):
              timeout: float | None = None) -> None:
         """Stream ``source`` to ``destination`` in chunks: put, get, or root:// to root:// via this client."""
         what = f"{source} -> {destination}"
+        deadline = time.monotonic() + self.transfer_timeout if self.transfer_timeout else None
         if source.startswith("file://") and destination.startswith(SCHEMES):
             with open(source[len("file://"):], "rb") as local:
-                self._write(destination, overwrite, timeout, iter(lambda: local.read(CHUNK), b""), what)
+                chunks = self._until(deadline, iter(lambda: local.read(CHUNK), b""), what)
+                self._write(destination, overwrite, timeout, chunks, what)
         elif source.startswith(SCHEMES) and destination.startswith("file://"):
             path = destination[len("file://"):]
             if not overwrite and os.path.exists(path):
@@ -255,14 +265,24 @@ class XRootDInterface(FileInterface):
                                             operation="copy", url=redact(what))
             chunks = self._read(source, timeout, what)  # a missing source fails before the local file exists
             with open(path, "wb") as local:
-                for chunk in chunks:
+                for chunk in self._until(deadline, chunks, what):
                     local.write(chunk)
         elif source.startswith(SCHEMES) and destination.startswith(SCHEMES):
-            self._write(destination, overwrite, timeout, self._read(source, timeout, what), what)
+            chunks = self._until(deadline, self._read(source, timeout, what), what)
+            self._write(destination, overwrite, timeout, chunks, what)
         else:
             raise RemoteNotSupportedError(f"the xrootd interface cannot copy {redact(what)}: one side must be "
                                           "root://, the other root:// or file://", operation="copy",
                                           url=redact(what))
+
+    def _until(self, deadline: float | None, chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+        """``chunks``, or RemoteTimeoutError once ``deadline`` (monotonic) has passed."""
+        for chunk in chunks:
+            if deadline is not None and time.monotonic() > deadline:
+                raise RemoteTimeoutError(f"xrootd copy of {redact(what)} took longer than transfer_timeout = "
+                                         f"{self.transfer_timeout:g} s; raise it for big files", operation="copy",
+                                         url=redact(what))
+            yield chunk
 
     def _read(self, url: str, timeout: float | None, what: str) -> Iterator[bytes]:
         """The bytes of the remote file ``url``, chunk by chunk; opened before the first chunk is asked for."""
