@@ -131,7 +131,7 @@ def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebD
         ("WebDAV (nginx, davs://, empty SSL_CERT_FILE)", nginx_tls)]
     os.environ["X509_CERT_DIR"] = nginx_tls.ca_dir  # the test CA, as grid sites trust the IGTF ones
     for label, server in servers:
-        if "SSL_CERT_FILE" in label:  # davix reads it for every new TLS context
+        if "SSL_CERT_FILE" in label:  # davix reads it for every request
             os.environ["SSL_CERT_FILE"] = empty_bundle
         if not os.path.isdir(server.local_path("coll")):
             fill(server.local_path("coll"), dirs, per_dir)
