@@ -34,7 +34,6 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     batch jobs (pylaw.job, pylaw.workflow.remote), see below
     ├── CommandError               (RuntimeError) a batch-system command exited non-zero
     │   └── CommandTimeoutError    (TimeoutError) ... or did not finish in time
-    ├── JobSubmissionError         (RuntimeError) the batch system refused a submission
     ├── JobFileError               (ValueError)   a job file cannot be rendered safely
     ├── SubmissionStateError       (ValueError)   the submission state file is unreadable
     └── RemoteWorkflowFailedError  (RuntimeError) more branches failed than tolerance allows
@@ -176,7 +175,7 @@ class RemoteTimeoutError(TransientRemoteError, TimeoutError):
 
 # --- batch jobs (pylaw.job, pylaw.workflow.remote) ---------------------------------------
 # Every batch-system command runs through pylaw.job.command.CommandRunner, which raises
-# the first two; job managers translate refusals into JobSubmissionError.
+# them; a refused submission is a per-job result that the poll loop retries or gives up.
 
 
 class CommandError(PylawError, RuntimeError):
@@ -191,10 +190,6 @@ class CommandError(PylawError, RuntimeError):
 
 class CommandTimeoutError(CommandError, TimeoutError):
     """A command-line call did not finish within its timeout and was killed."""
-
-
-class JobSubmissionError(PylawError, RuntimeError):
-    """The batch system refused or did not acknowledge a submission."""
 
 
 class JobFileError(PylawError, ValueError):

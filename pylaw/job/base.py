@@ -81,7 +81,6 @@ class Capabilities:
     max_array_size: int = 1       # jobs per submission call
     find_by_name: bool = False    # can list jobs by job name (crash recovery)
     exit_codes: bool = False      # query() reports the job's exit code
-    shared_filesystem: bool = True  # jobs see the submitter's files (logs need no transfer)
 
 
 @dataclass

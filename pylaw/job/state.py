@@ -76,7 +76,6 @@ class SubmissionState:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     next_key: int = 0
     closed: bool = False       # the poll loop ended: a new run starts a fresh submission
-    saves: int = 0
 
     @classmethod
     def load(cls, target: LocalFileTarget, workflow_type: str) -> SubmissionState:
@@ -109,7 +108,6 @@ class SubmissionState:
                 "closed": self.closed, "jobs": {key: record.to_json() for key, record in self.jobs.items()}}
         with self.target.open("w") as f:
             json.dump(data, f, indent=1)
-        self.saves += 1
 
     def new_record(self, branches: list[int]) -> JobRecord:
         record = JobRecord(key=str(self.next_key), branches=branches)

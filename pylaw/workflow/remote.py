@@ -150,8 +150,6 @@ class BaseRemoteWorkflow(BaseWorkflow):
     """Shared parameters and hooks of workflows whose branches run as batch jobs."""
 
     workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = RemoteWorkflowProxy
-    #: the config section of the backend's options, e.g. "slurm" (set by backend mixins)
-    remote_config_section: ClassVar[str] = ""
 
     tasks_per_job = luigi.IntParameter(default=1, significant=False, description="branches per job")
     parallel_jobs = luigi.IntParameter(
