@@ -32,6 +32,7 @@ import re
 import luigi.configuration
 
 from pylaw.errors import StorageConfigError
+from pylaw.target.remote.xrootd import SCHEMES as XROOTD_SCHEMES
 
 SECTION_PREFIX = "storage:"
 OPERATIONS = ("stat", "listdir", "mkdir", "remove", "rename", "get", "put")
@@ -133,7 +134,7 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         raise StorageConfigError(f"{what}: interface = {raw['interface']!r} is unknown; choose one of {INTERFACES}")
     if interface == "xrootd":
         others = [url for url in [*bases, *(u for urls in operation_bases.values() for u in urls)]
-                  if not url.startswith(("root://", "xroot://"))]
+                  if not url.startswith(XROOTD_SCHEMES)]
         if others:
             raise StorageConfigError(f"{what}: interface = xrootd serves root:// URLs only, not {others}; "
                                      "use interface = gfal for mixed protocols")

@@ -211,7 +211,7 @@ class XRootDInterface(FileInterface):
         return self._check(call(path, *args, timeout=_seconds(timeout)), operation, url)
 
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
-        return _remote_stat(self._fs_call("stat", url, "stat", timeout=timeout))
+        return _remote_stat(self._fs_call("stat", url, "stat", timeout=timeout), _is_dir_flag())
 
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         flags = import_xrootd().flags.DirListFlags
@@ -222,7 +222,9 @@ class XRootDInterface(FileInterface):
         """One ``dirlist`` with attributes (kXR_dirlist with dstat: one request)."""
         flags = import_xrootd().flags.DirListFlags
         listing = self._fs_call("listdir", url, "dirlist", flags.STAT, timeout=timeout)
-        return {entry.name: _remote_stat(entry.statinfo) for entry in listing if entry.name not in (".", "..")}
+        is_dir = _is_dir_flag()
+        return {entry.name: _remote_stat(entry.statinfo, is_dir) for entry in listing
+                if entry.name not in (".", "..")}
 
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         flags = import_xrootd().flags.MkDirFlags
@@ -327,6 +329,9 @@ def _seconds(timeout: float | None) -> int:
     return 0 if timeout is None else max(1, int(timeout))
 
 
-def _remote_stat(info: Any) -> RemoteStat:
-    is_dir = bool(info.flags & import_xrootd().flags.StatInfoFlags.IS_DIR)
-    return RemoteStat(size=int(info.size), mtime=float(info.modtime), is_dir=is_dir)
+def _is_dir_flag() -> int:
+    return int(import_xrootd().flags.StatInfoFlags.IS_DIR)
+
+
+def _remote_stat(info: Any, is_dir_flag: int) -> RemoteStat:
+    return RemoteStat(size=int(info.size), mtime=float(info.modtime), is_dir=bool(info.flags & is_dir_flag))
