@@ -12,7 +12,7 @@ from luigi.task_register import Register
 from pylaw import config
 from pylaw.errors import PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
-from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
+from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_directory_outputs
 
 
 class TaskRegister(Register):
@@ -187,3 +187,6 @@ class Task(luigi.Task, metaclass=TaskRegister):
             if depth is not None:
                 return name, depth
         return None
+
+
+guard_directory_outputs(Task)  # directory outputs are "missing" until their task has finished

@@ -68,6 +68,10 @@ class FileSystemTarget(luigi.target.Target, abc.ABC):
         """Names in the parent directory (empty if it does not exist)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its parent directory")
 
+    def exists_in_listing(self, names: set[str]) -> bool:
+        """``exists()``, answered from the names listed in the parent directory."""
+        return self.basename in names
+
 
 class FileTarget(FileSystemTarget):
     """A file: open, load/dump through formatters, localize."""

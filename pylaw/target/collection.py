@@ -39,7 +39,7 @@ def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
         if key is not None and key not in representatives:
             representatives[key] = leaf  # type: ignore[assignment]
     listings = list_directories(representatives)
-    return [leaf.exists() if key is None else leaf.basename in listings[key]  # type: ignore[attr-defined]
+    return [leaf.exists() if key is None else leaf.exists_in_listing(listings[key])  # type: ignore[attr-defined]
             for key, leaf in zip(keys, leaves, strict=True)]
 
 

@@ -2,19 +2,30 @@
 
 Writes go to a hidden temporary sibling (same directory, so the final ``os.replace`` is
 atomic on POSIX) and are published only when the writer finishes without error: a crash
-mid-write never leaves a file under the final name.
+mid-write never leaves a file under the final name. Directories are staged and guarded
+the same way (:mod:`pylaw.target.dirstage`); the task event handlers at the end of this
+module put up and lift the guard of a task's directory outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import shutil
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
+import luigi
+import luigi.worker
+from luigi.task import flatten
+
+from pylaw.target.base import TMP_PREFIX, DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
+from pylaw.target.dirstage import StagedDirectory, WriteGuard, clean_leftovers, marker_path, move_aside, remove_tree
+
+logger = logging.getLogger("pylaw.target")
 
 _UMASK: int | None = None
 
@@ -180,10 +191,19 @@ class LocalFileTarget(LocalTargetMixin, FileTarget):
 
 
 class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
-    """A local directory."""
+    """A local directory, published atomically by :meth:`localize` and guarded while its task runs.
+
+    It exists when the directory is there and no task writing it is unfinished (see
+    :mod:`pylaw.target.dirstage`): a half-written directory never looks complete.
+    """
 
     def exists(self) -> bool:
-        return os.path.isdir(self.path)
+        return os.path.isdir(self.path) and not os.path.exists(marker_path(self.path))
+
+    def exists_in_listing(self, names: set[str]) -> bool:
+        name = self.basename
+        # the holder is listed only while the directory is written or has leftovers: rare
+        return name in names and (TMP_PREFIX + name not in names or not os.path.exists(marker_path(self.path)))
 
     def child(self, name: str, type: str = "f") -> FileSystemTarget:
         path = os.path.normpath(os.path.join(self.path, name))
@@ -197,15 +217,100 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
     def touch(self) -> None:
         os.makedirs(self.path, exist_ok=True)
 
+    @contextmanager
+    def localize(self, mode: str = "r") -> Iterator[LocalDirectoryTarget]:
+        """Reading yields this target; writing yields an empty temporary directory, put in place on success.
+
+        The new version replaces the old one in one step (readers never see a mixture);
+        on an exception the old version is left as it was.
+        """
+        if mode == "r":
+            yield self
+            return
+        if mode != "w":
+            raise ValueError(f"localize() mode must be 'r' or 'w', not {mode!r}")
+        staged = StagedDirectory(self.path)
+        try:
+            yield LocalDirectoryTarget.from_normalized(staged.path)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.publish()
+
     def remove(self, silent: bool = True) -> bool:
-        if not os.path.isdir(self.path):
+        """Remove the tree: renamed aside first, so it vanishes at once, then deleted."""
+        old = move_aside(self.path) if os.path.isdir(self.path) else None
+        if old is None:
             if not silent:
                 raise FileNotFoundError(self.path)
             return False
-        shutil.rmtree(self.path)
+        remove_tree(old)
+        clean_leftovers(self.path)
         return True
 
+    def clean_leftovers(self) -> int:
+        """Remove what killed writes of this directory left behind; returns how many entries.
+
+        Done after every successful write and removal anyway; only entries whose writer is
+        gone are touched.
+        """
+        return clean_leftovers(self.path)
+
     def copy_to(self, destination: str) -> LocalDirectoryTarget:
-        """Copy the whole tree to a local path."""
-        shutil.copytree(self.path, destination, dirs_exist_ok=True)
-        return LocalDirectoryTarget(destination)
+        """Copy the whole tree to a local path, replacing what is there, atomically."""
+        copy = LocalDirectoryTarget(destination)
+        with copy.localize("w") as tmp:
+            shutil.copytree(self.path, tmp.path, dirs_exist_ok=True)
+        return copy
+
+
+def _guarded_directories(task: Any) -> list[str]:
+    """Paths of the task's local directory outputs, leaving out those inside another one."""
+    paths = sorted({t.path for t in flatten(task.output()) if isinstance(t, LocalDirectoryTarget)})
+    return [p for i, p in enumerate(paths) if not any(p.startswith(q + "/") for q in paths[:i])]
+
+
+def begin_directory_outputs(task: Any) -> None:
+    """Luigi START handler of pylaw tasks: guard the task's local directory outputs while it runs."""
+    if task.__dict__.get("_pylaw_guards") is not None:
+        return  # run() resumed after dynamic dependencies: the guards are still up
+    paths = _guarded_directories(task)
+    if not paths:
+        return
+    if luigi.worker.worker().check_complete_on_run:
+        _warn_unguarded()
+        return
+    guards = []
+    try:
+        for path in paths:
+            guard = WriteGuard(path)
+            guard.begin()
+            guards.append(guard)
+    finally:
+        task.__dict__["_pylaw_guards"] = guards
+
+
+def finish_directory_outputs(task: Any) -> None:
+    """Luigi SUCCESS handler (and LocalWorkflow's, before it checks outputs): the outputs are complete."""
+    for guard in task.__dict__.pop("_pylaw_guards", None) or ():
+        guard.finish()
+
+
+def abandon_directory_outputs(task: Any, exc: BaseException | None = None) -> None:
+    """Luigi FAILURE handler: the directories keep their markers, so they stay missing."""
+    for guard in task.__dict__.pop("_pylaw_guards", None) or ():
+        guard.abandon()
+
+
+def guard_directory_outputs(task_class: type[luigi.Task]) -> None:
+    """Guard the directory outputs of ``task_class`` and its subclasses (pylaw.Task does it for all)."""
+    task_class.event_handler(luigi.Event.START)(begin_directory_outputs)
+    task_class.event_handler(luigi.Event.SUCCESS)(finish_directory_outputs)
+    task_class.event_handler(luigi.Event.FAILURE)(abandon_directory_outputs)
+
+
+@functools.cache
+def _warn_unguarded() -> None:
+    logger.warning("[worker] check_complete_on_run is set: Luigi checks outputs before its SUCCESS event, "
+                   "where pylaw lifts the guard of directory outputs, so directories written in place are "
+                   "not guarded; write them with localize('w') to keep them atomic")

@@ -22,6 +22,7 @@ import luigi
 from luigi.task import flatten
 
 from pylaw.errors import BranchFailuresError
+from pylaw.target.local import finish_directory_outputs
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 
 logger = logging.getLogger("pylaw.workflow")
@@ -36,6 +37,7 @@ def run_branch(task: Any) -> str | None:
     started = time.time()
     try:
         task.run()
+        finish_directory_outputs(task)  # Luigi's worker does it in the SUCCESS event, after its own checks
         missing = [out for out in flatten(task.output()) if not out.exists()]
         if missing:
             raise RuntimeError(f"{task} finished but did not produce {', '.join(map(str, missing[:3]))}")
