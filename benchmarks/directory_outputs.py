@@ -13,7 +13,7 @@ microseconds per directory:
 * ``workflow_files``:    the same workflow with one file output per branch (the reference)
 * ``status``:            ``workflow_output().count()`` over the N existing directories
 
-    python benchmarks/directory_outputs.py --n 1000 --repeat 5
+    python benchmarks/directory_outputs.py --n 1000 --repeat 5 [--tmp /dev/shm]
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="directories per measurement")
     parser.add_argument("--repeat", type=int, default=5, help="runs per kind; the fastest is kept")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ", ".join(KINDS))
+    parser.add_argument("--tmp", default=None, help="where the temporary stores go (e.g. /dev/shm: no disk noise)")
     parser.add_argument("--one", nargs=2, metavar=("KIND", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -111,7 +112,7 @@ def main() -> int:
             continue  # measured on code before directory localize() existed
         times = []
         for _ in range(args.repeat):
-            with tempfile.TemporaryDirectory(prefix="pylaw-dirbench-") as store:
+            with tempfile.TemporaryDirectory(prefix="pylaw-dirbench-", dir=args.tmp) as store:
                 out = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--one", kind, store],
                                      check=True, capture_output=True, text=True).stdout
                 times.append(float(out.split()[-1]))

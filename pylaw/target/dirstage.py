@@ -11,14 +11,15 @@ A file is published in one atomic ``rename``; a directory is many files, so pyla
   killed at any point (SIGKILL included) leaves the marker behind, so its partial
   directory is "missing", and the next run removes it before starting again.
 
-Everything pylaw keeps for a directory ``<parent>/<name>`` lives in one hidden sibling,
-the *holder* ``<parent>/.pylaw-tmp-<name>/``, so the leftovers of one target are found by
-listing one small (normally absent) directory, never the parent with its thousands of
-outputs:
+Next to a directory ``<parent>/<name>`` pylaw keeps two hidden names (the letters keep
+them apart from each other and from the ``.pylaw-tmp-<random>-<name>`` of file writes):
 
-* ``writing``: the guard's marker, held with a shared ``flock`` by every running writer;
-* ``<random hex>``: a directory being staged (held with a shared ``flock`` by its
-  writer), or an old version on its way to deletion (held by nobody).
+* ``.pylaw-tmp-w-<name>``: the guard's marker, held with a shared ``flock`` by every
+  running writer; a collection's listing of the parent sees it without any extra call;
+* ``.pylaw-tmp-d-<name>/``: the *holder* of directories being staged (each held with a
+  shared ``flock`` by its writer) and of old versions on their way to deletion (held by
+  nobody). The leftovers of one target are found by listing this small, normally absent
+  directory, never the parent with its thousands of outputs.
 
 Locks tell the leftovers of dead processes from work in progress: the kernel drops a
 process's locks when it dies, however it dies. Whoever can take an exclusive lock on an
@@ -45,21 +46,25 @@ from pylaw.target.base import TMP_PREFIX
 
 logger = logging.getLogger("pylaw.target")
 
-MARKER = "writing"
 # creations are retried when a concurrent clean-up removes the holder in between
 _ATTEMPTS = 50
 
 
 def holder_path(path: str) -> str:
-    """The hidden sibling that keeps the temporary entries of directory ``path``."""
+    """The hidden sibling that keeps the staged and old versions of directory ``path``."""
     directory, name = os.path.split(path)
-    return os.path.join(directory, TMP_PREFIX + name)
+    return f"{directory}/{TMP_PREFIX}d-{name}"
+
+
+def marker_name(name: str) -> str:
+    """The name of the guard's marker next to a directory called ``name``."""
+    return f"{TMP_PREFIX}w-{name}"
 
 
 def marker_path(path: str) -> str:
     """The guard's marker of directory ``path``: present while a task writing it runs."""
     directory, name = os.path.split(path)
-    return os.path.join(directory, TMP_PREFIX + name, MARKER)
+    return f"{directory}/{TMP_PREFIX}w-{name}"
 
 
 def _lock(fd: int, operation: int) -> bool | None:
@@ -181,34 +186,40 @@ def publish(staged: str, final: str) -> None:
             remove_tree(old)
 
 
-def clean_leftovers(final: str) -> int:
-    """Remove what dead writers left in the holder of ``final``; returns how many entries.
+def clean_leftovers(final: str, marker: bool = True) -> int:
+    """Remove what dead writers left of ``final``; returns how many entries.
 
     An entry is removed only when an exclusive lock on it can be taken: its writer is
-    gone. The marker of a dead guard goes too (a successful write supersedes it). The
-    holder itself is removed when empty.
+    gone. The marker of a dead guard goes too (a successful write supersedes it) unless
+    ``marker`` is False. The holder itself is removed when empty.
     """
+    removed = 0
     holder = holder_path(final)
     try:
         names = os.listdir(holder)
     except (FileNotFoundError, NotADirectoryError):
+        names = None
+    for name in names or ():
+        removed += _remove_if_dead(os.path.join(holder, name), os.O_RDONLY)
+    if names is not None:
+        with contextlib.suppress(OSError):  # ENOTEMPTY while others write
+            os.rmdir(holder)
+    return removed + (_remove_if_dead(marker_path(final), os.O_RDWR) if marker else 0)
+
+
+def _remove_if_dead(path: str, flags: int) -> int:
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
         return 0
-    removed = 0
-    for name in names:
-        path = os.path.join(holder, name)
-        try:
-            fd = os.open(path, os.O_RDONLY if name != MARKER else os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            if _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):  # removed while locked: see StagedDirectory
-                remove_tree(path)
-                removed += 1
-        finally:
-            os.close(fd)
-    with contextlib.suppress(OSError):  # ENOTEMPTY while others write
-        os.rmdir(holder)
-    return removed
+    try:
+        # removed while still locked: see StagedDirectory and WriteGuard.begin
+        if _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            remove_tree(path)
+            return 1
+        return 0
+    finally:
+        os.close(fd)
 
 
 class StagedDirectory:
@@ -270,7 +281,9 @@ class WriteGuard:
     def begin(self) -> None:
         """Put up the marker; remove the partial directory of a dead earlier run first."""
         for _ in range(_ATTEMPTS):
-            os.makedirs(os.path.dirname(self.marker), exist_ok=True)
+            parent = os.path.dirname(self.marker)
+            if not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)  # the store directory, as for files
             try:
                 fd = os.open(self.marker, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
                 created = True
@@ -280,15 +293,14 @@ class WriteGuard:
                 except FileNotFoundError:
                     continue
                 created = False
-            except FileNotFoundError:  # the holder was cleaned away meanwhile
+            except FileNotFoundError:  # the parent was removed meanwhile
                 continue
+            alone: bool | None = True
             if created:
                 held = _lock(fd, fcntl.LOCK_SH)
             else:
                 alone = _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if alone is False:
-                    logger.warning("%s is being written by another process at the same time", self.final)
-                elif _is_at(fd, self.marker):
+                if alone is not False and _is_at(fd, self.marker):
                     # nobody alive holds it: the marker of a dead run, whose output is partial
                     self._remove_partial()
                 held = _lock(fd, fcntl.LOCK_SH)  # joins, or turns the exclusive lock into a shared one
@@ -298,6 +310,8 @@ class WriteGuard:
                 os.close(fd)
                 continue
             self._fd, self._locking = fd, held is not None
+            if alone is False:
+                logger.warning("%s is being written by another process at the same time", self.final)
             return
         raise PylawError(f"could not put up the write marker {self.marker}")
 
@@ -320,7 +334,7 @@ class WriteGuard:
         finally:
             os.close(fd)
         if last is not False:
-            clean_leftovers(self.final)
+            clean_leftovers(self.final, marker=False)
 
     def abandon(self) -> None:
         """The task failed: release the hold, keep the marker (the directory stays missing)."""

@@ -22,8 +22,8 @@ import luigi
 import luigi.worker
 from luigi.task import flatten
 
-from pylaw.target.base import TMP_PREFIX, DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
-from pylaw.target.dirstage import StagedDirectory, WriteGuard, clean_leftovers, marker_path, move_aside, remove_tree
+from pylaw.target import dirstage
+from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
 
 logger = logging.getLogger("pylaw.target")
 
@@ -198,12 +198,11 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
     """
 
     def exists(self) -> bool:
-        return os.path.isdir(self.path) and not os.path.exists(marker_path(self.path))
+        return os.path.isdir(self.path) and not os.path.exists(dirstage.marker_path(self.path))
 
     def exists_in_listing(self, names: set[str]) -> bool:
         name = self.basename
-        # the holder is listed only while the directory is written or has leftovers: rare
-        return name in names and (TMP_PREFIX + name not in names or not os.path.exists(marker_path(self.path)))
+        return name in names and dirstage.marker_name(name) not in names
 
     def child(self, name: str, type: str = "f") -> FileSystemTarget:
         path = os.path.normpath(os.path.join(self.path, name))
@@ -229,7 +228,7 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
             return
         if mode != "w":
             raise ValueError(f"localize() mode must be 'r' or 'w', not {mode!r}")
-        staged = StagedDirectory(self.path)
+        staged = dirstage.StagedDirectory(self.path)
         try:
             yield LocalDirectoryTarget.from_normalized(staged.path)
         except BaseException:
@@ -239,13 +238,13 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
 
     def remove(self, silent: bool = True) -> bool:
         """Remove the tree: renamed aside first, so it vanishes at once, then deleted."""
-        old = move_aside(self.path) if os.path.isdir(self.path) else None
+        old = dirstage.move_aside(self.path) if os.path.isdir(self.path) else None
         if old is None:
             if not silent:
                 raise FileNotFoundError(self.path)
             return False
-        remove_tree(old)
-        clean_leftovers(self.path)
+        dirstage.remove_tree(old)
+        dirstage.clean_leftovers(self.path)
         return True
 
     def clean_leftovers(self) -> int:
@@ -254,7 +253,7 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
         Done after every successful write and removal anyway; only entries whose writer is
         gone are touched.
         """
-        return clean_leftovers(self.path)
+        return dirstage.clean_leftovers(self.path)
 
     def copy_to(self, destination: str) -> LocalDirectoryTarget:
         """Copy the whole tree to a local path, replacing what is there, atomically."""
@@ -277,13 +276,14 @@ def begin_directory_outputs(task: Any) -> None:
     paths = _guarded_directories(task)
     if not paths:
         return
-    if luigi.worker.worker().check_complete_on_run:
+    # the one option read, not the whole [worker] section (parsing it costs 1 ms per task)
+    if luigi.worker.worker.check_complete_on_run.task_value("worker", "check_complete_on_run"):
         _warn_unguarded()
         return
     guards = []
     try:
         for path in paths:
-            guard = WriteGuard(path)
+            guard = dirstage.WriteGuard(path)
             guard.begin()
             guards.append(guard)
     finally:

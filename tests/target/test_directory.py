@@ -353,5 +353,5 @@ def test_workflow_branch_killed_alone_is_not_counted(tmp_path, isolated):
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert workflow.workflow_output().missing() == [1] and not workflow.complete()
     listing = os.listdir(workflow.as_branch(0).output().parent.path)
-    assert "d_1" in listing and ".pylaw-tmp-d_1" in listing  # one listing sees both, and is not confused
+    assert "d_1" in listing and ".pylaw-tmp-w-d_1" in listing  # one listing sees both, and is not confused
     assert build(workflow) and workflow.workflow_output().count() == 4
