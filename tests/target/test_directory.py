@@ -229,7 +229,7 @@ def test_random_kills_never_leave_a_partial_directory(tmp_path, mode):
                 task.output().remove()
                 assert build(task)
                 Register.clear_instance_cache()
-                time.sleep(0.05)  # complete for a while, so that some kills find it so
+                time.sleep(0.3)  # complete for a while, so that about half of the kills find it so
         """
     rng = random.Random(9)
     seen = {"exists": 0, "missing": 0}
