@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
+from luigi.task import task_id_str
 from luigi.task_register import Register
 
 from pylaw import config
@@ -103,6 +104,27 @@ class Task(luigi.Task, metaclass=TaskRegister):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.setup_instance()
+
+    # Luigi's __init__ stores task_id and its hash eagerly. Branch views (pylaw.workflow.
+    # views) are made without __init__, so both are derived from the parameters on first
+    # use instead; the value lives in the instance dict under Luigi's own name.
+    @property
+    def task_id(self) -> str:
+        state = self.__dict__
+        task_id = state.get("task_id")
+        if task_id is None:
+            if "param_kwargs" not in state:  # not initialised yet: Luigi's initialized() asks
+                raise AttributeError("task_id")
+            task_id = state["task_id"] = task_id_str(
+                self.get_task_family(), self.to_str_params(only_significant=True, only_public=True))
+        return task_id
+
+    @task_id.setter
+    def task_id(self, value: str) -> None:
+        self.__dict__["task_id"] = value
+
+    def __hash__(self) -> int:
+        return hash(self.task_id)
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:

@@ -6,12 +6,14 @@ A workflow class mixes :class:`BaseWorkflow` subclasses (``LocalWorkflow``, late
 workflow types found in the class hierarchy: a new backend registers itself just by
 setting ``workflow_type`` and ``workflow_proxy_cls`` on its mixin.
 
-Branch outputs are computed on *branch views* (copies of one real branch instance with
-another branch number) so that checking 100k outputs does not build 100k Luigi tasks.
+Branch outputs and completeness are computed on *branch views*, stand-ins equal to the
+real branch tasks (:mod:`pylaw.workflow.views`), so that checking 100k outputs does not
+build 100k Luigi tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +22,7 @@ import luigi
 from pylaw.errors import BranchError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
 from pylaw.target.collection import TargetCollection
+from pylaw.workflow.views import BranchViews, user_overrides
 
 # (class, branch map) of workflows building their own branches, so that each new branch
 # takes its data from the map at hand instead of looking its workflow up again.
@@ -43,7 +46,7 @@ class WorkflowProxy:
         raise NotImplementedError
 
     def complete(self) -> bool:
-        return bool(self.task.workflow_output().exists())
+        return all(self.task.branch_completeness().values())
 
 
 class BaseWorkflow:
@@ -53,7 +56,7 @@ class BaseWorkflow:
     workflow_type: ClassVar[str | None] = None
     #: ... and the proxy that requires/runs the workflow for that type
     workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = WorkflowProxy
-    #: compute branch outputs on views of one branch instance (turn off if __init__ is overridden)
+    #: False: build real branch tasks for outputs and completeness even where exact views are possible
     light_branch_outputs: ClassVar[bool] = True
 
     branch = luigi.IntParameter(default=-1, description="branch number to run; -1: the whole workflow")
@@ -171,9 +174,21 @@ class BaseWorkflow:
         values = {**self.param_kwargs, "branch": branch}
         if branch < 0 or self.is_branch():
             return type(self).from_param_values(values)
+        with self._providing_branch_map():
+            return type(self).from_param_values(values)
+
+    def new_branch(self, branch: int) -> Any:
+        """A freshly built branch task, not taken from (nor put into) Luigi's instance cache."""
+        cls = type(self)
+        values = cls.modify_param_values({**self.param_kwargs, "branch": branch})
+        with self._providing_branch_map():
+            return type.__call__(cls, **values)
+
+    @contextlib.contextmanager
+    def _providing_branch_map(self) -> Iterator[None]:
         _PROVIDED_MAPS.append((type(self), self.get_branch_map()))
         try:
-            return type(self).from_param_values(values)
+            yield
         finally:
             _PROVIDED_MAPS.pop()
 
@@ -197,24 +212,22 @@ class BaseWorkflow:
         return []
 
     def branch_views(self, numbers: Sequence[int]) -> Iterator[Any]:
-        """Objects standing for the given branches, good for calling ``output()``."""
+        """Stand-ins for the given branches, equal to the real branch tasks (see :mod:`pylaw.workflow.views`)."""
         if not numbers:
             return
-        if not self.light_branch_outputs:
-            yield from (self.as_branch(n) for n in numbers)
-            return
-        template = self.as_branch(numbers[0])
-        template.output()  # fills per-instance caches (store directory) that every view shares
-        branch_map = self.get_branch_map()
-        base = {k: v for k, v in template.__dict__.items() if k not in ("task_id", "_Task__hash")}
-        params = template.param_kwargs
-        cls = type(template)
-        for n in numbers:
-            view = object.__new__(cls)
-            view.__dict__.update(base)
-            view.branch, view.branch_data = n, branch_map[n]
-            view.param_kwargs = {**params, "branch": n}
-            yield view
+        views = BranchViews(self, numbers[0])
+        yield from map(views.view, numbers)
+
+    def branch_completeness(self) -> dict[int, bool]:
+        """Per selected branch, whether it is complete.
+
+        Its outputs exist (checked in bulk), or, when the class overrides ``complete()``,
+        whatever that says for the branch.
+        """
+        if user_overrides(type(self), ("complete",)):
+            numbers = self.branch_numbers()
+            return {n: bool(view.complete()) for n, view in zip(numbers, self.branch_views(numbers), strict=True)}
+        return self.workflow_output().existence()
 
     def workflow_output(self) -> TargetCollection:
         """The collection of branch outputs (one element per selected branch), cached."""

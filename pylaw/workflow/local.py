@@ -56,7 +56,7 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def run(self) -> Iterator[Any]:
         task = self.task
-        todo = task.workflow_output().missing()
+        todo = [n for n, done in task.branch_completeness().items() if not done]
         branches = [task.as_branch(n) for n in todo]
         if branches and inspect.isgeneratorfunction(type(branches[0]).run):
             # branches with dynamic dependencies need Luigi's scheduler for each of them

@@ -59,8 +59,8 @@ class RemoteWorkflowProxy(WorkflowProxy):
         task = self.task
         if task.cancel_jobs or task.cleanup_jobs:
             return False  # the action must run
-        outputs = task.workflow_output()
-        return bool(outputs.count() >= required_branches(task, len(outputs)))
+        completeness = task.branch_completeness()
+        return sum(completeness.values()) >= required_branches(task, len(completeness))
 
     def run(self) -> None:
         task = self.task
@@ -70,7 +70,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         poller = JobPoller(
             manager=task.remote_job_manager(), factory=task.remote_job_file_factory(),
             context=task.remote_job_context(), state=self.load_state(), branches=task.branch_numbers(),
-            existing=lambda: {b for b, ok in task.workflow_output().existence().items() if ok},
+            existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)
         outcome = poller.run()
         if outcome.succeeded is False:
