@@ -22,6 +22,7 @@ import luigi
 from luigi.task import flatten
 
 from pylaw.errors import BranchFailuresError
+from pylaw.luigi_private import running_worker_processes
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 
 logger = logging.getLogger("pylaw.workflow")
@@ -86,7 +87,7 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def execute(self, branches: Sequence[Any]) -> dict[int, str]:
         """Run the branches; returns ``{branch: traceback}`` of the failed ones."""
-        workers = max(1, min(luigi.interface.core().workers, len(branches)))
+        workers = max(1, min(self.worker_count(), len(branches)))
         failures: dict[int, str] = {}
         progress = Progress(self.task, len(branches))
         for index, error in self.results(branches, workers):
@@ -96,6 +97,12 @@ class LocalWorkflowProxy(WorkflowProxy):
             progress.step(failed=error is not None)
         progress.report()
         return failures
+
+    @staticmethod
+    def worker_count() -> int:
+        """Branch processes: those of the Luigi worker running the workflow (``luigi.build(...,
+        workers=N)`` and ``--workers N`` alike), or ``[core] workers`` outside a worker."""
+        return running_worker_processes() or luigi.interface.core().workers
 
     @staticmethod
     def results(branches: Sequence[Any], workers: int) -> Iterator[tuple[int, str | None]]:
