@@ -13,6 +13,7 @@ from luigi.task_register import Register
 from pylaw import config
 from pylaw.errors import PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
+from pylaw.target.collection import structure_exists
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
 
 
@@ -125,6 +126,15 @@ class Task(luigi.Task, metaclass=TaskRegister):
 
     def __hash__(self) -> int:
         return hash(self.task_id)
+
+    def complete(self) -> bool:
+        """Luigi's rule (every output exists), with target collections checked as a whole.
+
+        A :class:`~pylaw.TargetCollection` is iterable, so Luigi's own check would stat each
+        of its targets and ignore its threshold; here it costs one listing per directory.
+        """
+        verdict = structure_exists(self.output())
+        return super().complete() if verdict is None else verdict  # Luigi warns about no outputs
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:

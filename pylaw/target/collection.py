@@ -31,6 +31,26 @@ def iter_leaves(struct: Any) -> Iterator[luigi.target.Target]:
         yield struct
 
 
+def structure_exists(struct: Any) -> bool | None:
+    """Whether every target in an output structure exists; None if it holds no target.
+
+    Collections are checked as a whole (:meth:`TargetCollection.exists`: one listing per
+    directory, and their threshold), the other targets one by one.
+    """
+    if struct is None:
+        return None
+    if isinstance(struct, TargetCollection):
+        return struct.exists()
+    if isinstance(struct, Mapping):
+        parts = list(struct.values())
+    elif isinstance(struct, (list, tuple)):
+        parts = list(struct)
+    else:
+        return bool(struct.exists())
+    verdicts = [v for v in map(structure_exists, parts) if v is not None]
+    return all(verdicts) if verdicts else None
+
+
 def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
     """Whether each target exists, listing every directory once where targets allow it."""
     keys = [leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None for leaf in leaves]
@@ -66,10 +86,14 @@ class TargetCollection(luigi.target.Target):
 
     An element exists when all its targets exist. ``threshold`` is the fraction (float) or
     number (int) of elements that must exist for the collection to exist.
-    """
 
-    # Not iterable on purpose: luigi.task.flatten() must treat a collection as one target.
-    __iter__ = None  # type: ignore[assignment]
+    It reads like the container it is: ``len()``, ``collection[branch]``, ``keys()``,
+    ``values()``, ``items()``, ``branch in collection``, and iteration yields the elements
+    (the targets, in key order, as a ``pandas.Series`` does), so ``for target in
+    self.input()`` reads every branch output of a required workflow. ``luigi.task.flatten()``
+    therefore sees the individual targets; :meth:`pylaw.Task.complete` still checks a
+    collection as a whole (one listing per directory, its threshold).
+    """
 
     def __init__(self, targets: Mapping | Sequence, threshold: float | int = 1.0) -> None:
         self.targets: dict[Any, Any] = dict(targets) if isinstance(targets, Mapping) else dict(enumerate(targets))
@@ -83,6 +107,12 @@ class TargetCollection(luigi.target.Target):
 
     def __getitem__(self, key: Any) -> Any:
         return self.targets[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.targets.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.targets
 
     def keys(self) -> Any:
         return self.targets.keys()

@@ -248,3 +248,25 @@ def test_new_workflow_type_registers_without_touching_the_base():
 def test_branch_tasks_do_not_depend_on_workflow_choice_or_selection():
     a = Count(version="v1", branch=2, workflow="local", branches="0-5")
     assert a is Count(version="v1", branch=2)
+
+
+class Gather(pylaw.Task):
+    """Reads every branch output of Count by iterating over its collection."""
+
+    def requires(self):
+        return Count(version=self.version, n=4)
+
+    def output(self):
+        return self.local_target("gathered.json")
+
+    def run(self):
+        collection = self.input()
+        self.output().dump({"iterated": [t.load() for t in collection], "keys": list(collection.keys()),
+                            "len": len(collection), "third": collection[2].load()})
+
+
+def test_downstream_iterates_over_a_workflow_collection():
+    assert build(Gather(version="v1"))
+    assert Gather(version="v1").output().load() == {
+        "iterated": ["payload0", "payload1", "payload2", "payload3"], "keys": [0, 1, 2, 3], "len": 4,
+        "third": "payload2"}
