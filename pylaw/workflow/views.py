@@ -31,7 +31,7 @@ and a branch whose values then differ from the template's gets a real instance.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 #: hooks whose code runs in the constructor and cannot be replayed on a copy
@@ -88,18 +88,35 @@ class BranchViews:
             self.base = {k: v for k, v in state.items() if k in keep}
             self.base["_branch_map"] = self.branch_map
 
-    def view(self, branch: int) -> Any:
-        values = {**self.params, "branch": branch}
-        if self.mode is ViewMode.REAL or (
-                self.check_values and self.cls.modify_param_values(dict(values)) != values):
-            return self.workflow.new_branch(branch)
+        # one specialised method per mode: the per-branch path of 100k views has no branching
+        self.view: Callable[[int], Any]  # branch number -> its stand-in
+        if self.mode is ViewMode.REAL:
+            self.view = self.workflow.new_branch
+        elif self.check_values:
+            self.view = self._checked_view
+        else:
+            self.view = self._copy_view if self.mode is ViewMode.COPY else self._replayed_view
+
+    def _copy_view(self, branch: int) -> Any:
         view = object.__new__(self.cls)
         state = view.__dict__
         state.update(self.base)
         state["branch"] = branch
-        state["param_kwargs"] = values
-        if self.mode is ViewMode.COPY:
-            state["branch_data"] = self.branch_map[branch]
-        else:
-            view.setup_instance()
+        state["branch_data"] = self.branch_map[branch]
+        state["param_kwargs"] = {**self.params, "branch": branch}
         return view
+
+    def _replayed_view(self, branch: int) -> Any:
+        view = object.__new__(self.cls)
+        state = view.__dict__
+        state.update(self.base)
+        state["branch"] = branch
+        state["param_kwargs"] = {**self.params, "branch": branch}
+        view.setup_instance()
+        return view
+
+    def _checked_view(self, branch: int) -> Any:
+        values = {**self.params, "branch": branch}
+        if self.cls.modify_param_values(dict(values)) != values:
+            return self.workflow.new_branch(branch)
+        return self._copy_view(branch) if self.mode is ViewMode.COPY else self._replayed_view(branch)
