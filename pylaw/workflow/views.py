@@ -36,8 +36,10 @@ from typing import Any
 
 #: hooks whose code runs in the constructor and cannot be replayed on a copy
 REAL_HOOKS = ("__init__", "__new__", "__setattr__")
+#: hooks that decide a task's store directory
+STORE_HOOKS = ("store_parts", "local_path")
 #: hooks that a view can run again, or whose result it recomputes
-REPLAY_HOOKS = ("setup_instance", "store_parts", "local_path")
+REPLAY_HOOKS = ("setup_instance", *STORE_HOOKS)
 #: what Luigi's Task.__init__ stores besides one attribute per parameter (task_id and the
 #: hash are derived from the parameters on first use instead)
 LUIGI_STATE = ("param_kwargs", "set_tracking_url", "set_status_message", "set_progress_percentage")
@@ -82,16 +84,20 @@ class BranchViews:
         state = template.__dict__
         if self.mode is ViewMode.COPY:
             self.base = {k: v for k, v in state.items() if k != "task_id" and not k.endswith("__hash")}
-            self.base["_store_dir"] = template.local_path()  # branch-independent: store_parts is not overridden
         else:
             keep = {*self.params, *LUIGI_STATE}
             self.base = {k: v for k, v in state.items() if k in keep}
             self.base["_branch_map"] = self.branch_map
+        # Without an own store layout the store directory is the same for every branch
+        # ("branch" is no part of it), so it is computed once instead of once per view.
+        self.store_dir = None if user_overrides(self.cls, STORE_HOOKS) else template.local_path()
+        if self.store_dir is not None:
+            self.base["_store_dir"] = self.store_dir
 
         # one specialised method per mode: the per-branch path of 100k views has no branching
         self.view: Callable[[int], Any]  # branch number -> its stand-in
         if self.mode is ViewMode.REAL:
-            self.view = self.workflow.new_branch
+            self.view = self._real_branch
         elif self.check_values:
             self.view = self._checked_view
         else:
@@ -114,6 +120,12 @@ class BranchViews:
         state["param_kwargs"] = {**self.params, "branch": branch}
         view.setup_instance()
         return view
+
+    def _real_branch(self, branch: int) -> Any:
+        task = self.workflow.new_branch(branch)
+        if self.store_dir is not None and task.param_kwargs == {**self.params, "branch": branch}:
+            task.__dict__.setdefault("_store_dir", self.store_dir)
+        return task
 
     def _checked_view(self, branch: int) -> Any:
         values = {**self.params, "branch": branch}
