@@ -28,7 +28,7 @@ EXPECTED_MODES = {
     view_zoo.Plain: ViewMode.COPY, view_zoo.Property: ViewMode.COPY, view_zoo.CachedProperty: ViewMode.COPY,
     view_zoo.Insignificant: ViewMode.COPY, view_zoo.ObjectMap: ViewMode.COPY, view_zoo.TaskIdOutput: ViewMode.COPY,
     view_zoo.Requiring: ViewMode.COPY, view_zoo.CustomComplete: ViewMode.COPY, view_zoo.ShiftedPlain: ViewMode.COPY,
-    view_zoo.ModifyParams: ViewMode.COPY,
+    view_zoo.ModifyParams: ViewMode.COPY, view_zoo.BatchCapable: ViewMode.COPY, view_zoo.Inherits: ViewMode.COPY,
     view_zoo.SetupInstance: ViewMode.REPLAY, view_zoo.ConditionalSetup: ViewMode.REPLAY,
     view_zoo.BranchStoreParts: ViewMode.REPLAY, view_zoo.SubclassOfSetup: ViewMode.REPLAY,
     view_zoo.InitOverride: ViewMode.REAL, view_zoo.SubclassOfInit: ViewMode.REAL,
@@ -40,6 +40,8 @@ def cases():
         yield pytest.param(cls, {"version": "v1"}, id=cls.__name__)
     yield pytest.param(view_zoo.ShiftedPlain, {"version": "v1", "shift": "jes_up"}, id="ShiftedPlain-jes_up")
     yield pytest.param(view_zoo.Plain, {"version": "v1", "n": 4, "branches": "1-2"}, id="Plain-branches")
+    yield pytest.param(view_zoo.BatchCapable, {"version": "v1", "workflow": "slurm", "tasks_per_job": 3},
+                       id="BatchCapable-slurm")
 
 
 def finish(cls, kwargs, numbers):
@@ -50,6 +52,11 @@ def finish(cls, kwargs, numbers):
             if not dep.complete():
                 dep.run()
         branch.run()
+
+
+def branch_kwargs(kwargs):
+    """What a user would pass for one branch: no selection, no choice of workflow."""
+    return {k: v for k, v in kwargs.items() if k not in ("branches", "workflow")}
 
 
 def ids(struct):
@@ -68,7 +75,7 @@ def test_views_equal_real_branch_instances(cls, kwargs, isolated):
     for finished in subsets:
         shutil.rmtree(isolated, ignore_errors=True)
         Register.clear_instance_cache()
-        finish(cls, {k: v for k, v in kwargs.items() if k != "branches"}, sorted(finished))
+        finish(cls, branch_kwargs(kwargs), sorted(finished))
         Register.clear_instance_cache()
         wf = cls(**kwargs)
         numbers = wf.branch_numbers()
@@ -78,7 +85,7 @@ def test_views_equal_real_branch_instances(cls, kwargs, isolated):
         completeness = wf.branch_completeness()
         reals = {}
         for n in numbers:
-            real = reals[n] = cls(**{k: v for k, v in kwargs.items() if k != "branches"}, branch=n)
+            real = reals[n] = cls(**branch_kwargs(kwargs), branch=n)
             view = views[n]
             where = f"{cls.__name__} branch {n}, finished {sorted(finished)}"
             assert type(view) is type(real), where

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import luigi
+import luigi.util
 
 import pylaw
 
@@ -213,9 +214,39 @@ class ShiftedPlain(pylaw.ShiftTask, pylaw.LocalWorkflow):
         self.output().dump(self.shift)
 
 
+class BatchCapable(pylaw.Task, pylaw.LocalWorkflow, pylaw.SlurmWorkflow):
+    """A workflow that may run on Slurm: its many submission parameters are no branch's."""
+
+    def create_branch_map(self):
+        return NAMES[:5]
+
+    def output(self):
+        return self.local_target(f"batch_{self.branch_data}")
+
+    def run(self):
+        self.output().dump(self.branch)
+
+
+@luigi.util.inherits(Plain)
+class Inherits(pylaw.Task, pylaw.LocalWorkflow):
+    """Parameters and requirements wired by Luigi's own decorators."""
+
+    def create_branch_map(self):
+        return NAMES[:self.n]
+
+    def requires(self):
+        return self.clone(Plain, branch=self.branch)
+
+    def output(self):
+        return self.local_target(f"inh_{self.branch_data}")
+
+    def run(self):
+        self.output().dump(self.input().load())
+
+
 ZOO = [Plain, SetupInstance, ConditionalSetup, InitOverride, Property, CachedProperty, BranchStoreParts,
        ModifyParams, Insignificant, ObjectMap, TaskIdOutput, Requiring, CustomComplete, SubclassOfSetup,
-       SubclassOfInit, ShiftedPlain]
+       SubclassOfInit, ShiftedPlain, BatchCapable, Inherits]
 
 
 def output_paths(output: Any) -> list[str]:
