@@ -25,12 +25,12 @@ import tracemalloc
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("PYLAW_STORE", tempfile.mkdtemp(prefix="pylaw-views-"))
 
-import luigi  # noqa: E402
-from luigi.task_register import Register  # noqa: E402
+import luigi
+from luigi.task_register import Register
 
-import pylaw  # noqa: E402
-from pylaw.workflow.views import view_mode  # noqa: E402
-from tests.workflow import view_zoo  # noqa: E402
+import pylaw
+from pylaw.workflow.views import view_mode
+from tests.workflow import view_zoo
 
 
 def make_patterns(n: int) -> dict[str, type]:
