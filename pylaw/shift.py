@@ -139,11 +139,15 @@ def resolve_shift(cls: type, values: dict[str, Any]) -> str:
     requested = str(values.get("shift", NOMINAL))
     if requested == NOMINAL:
         return NOMINAL  # nothing to resolve: no instance is built, so no recursion
-    validate_shift(requested, cls.__name__)
     if requested in own_shifts(cls):
         return requested
     nominal = cls.from_param_values(canonical_nominal_values(cls, values))  # type: ignore[attr-defined]
-    return requested if requested in visible_shifts(nominal) else NOMINAL
+    if requested in visible_shifts(nominal):
+        return requested
+    # Only now may the name be unknown (a seen shift is declared by some class): checking
+    # here keeps the config look-up off the path of every branch of a shifted workflow.
+    validate_shift(requested, cls.__name__)
+    return NOMINAL
 
 
 def shift_requirements(task: Any) -> list[Any]:
