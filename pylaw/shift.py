@@ -153,20 +153,22 @@ def resolve_shift(cls: type, values: dict[str, Any]) -> str:
 def shift_requirements(task: Any) -> list[Any]:
     """The tasks ``task`` requires, for shift resolution and the shift table.
 
-    A workflow contributes ``workflow_requires()`` and the requirements of its first branch
-    (branches are assumed to require the same kinds of task). A branch map that cannot be
-    built yet (it may depend on upstream outputs that do not exist) is skipped: then only
+    A workflow contributes ``workflow_requires()`` (not what its backend's proxy answers,
+    which ``--pilot`` empties) and the requirements of its first branch (branches are
+    assumed to require the same kinds of task). A branch map that cannot be built yet (it
+    may depend on upstream outputs that do not exist) is skipped: then only
     ``workflow_requires()`` counts.
     """
-    required = list(flatten(task.requires()))
-    if isinstance(task, BaseWorkflow) and task.is_workflow():
-        try:
-            numbers = list(task.get_branch_map())
-        except Exception as exc:  # whatever stops the map now is raised again where the map is used
-            logger.debug("shift resolution of %s skips its branches: %s", task, exc)
-            numbers = []
-        if numbers:
-            required += flatten(task.as_branch(numbers[0]).requires())
+    if not (isinstance(task, BaseWorkflow) and task.is_workflow()):
+        return list(flatten(task.requires()))
+    required = list(flatten(task.workflow_requires()))
+    try:
+        numbers = list(task.get_branch_map())
+    except Exception as exc:  # whatever stops the map now is raised again where the map is used
+        logger.debug("shift resolution of %s skips its branches: %s", task, exc)
+        numbers = []
+    if numbers:
+        required += flatten(task.as_branch(numbers[0]).requires())
     return required
 
 

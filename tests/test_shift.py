@@ -365,6 +365,27 @@ class ListedLater(Recorded, pylaw.LocalWorkflow):
         return self.req(Left)
 
 
+class PilotCalibrated(Recorded, pylaw.SlurmWorkflow):
+    """On Slurm with --pilot its proxy requires nothing: the shift must not depend on that."""
+
+    def create_branch_map(self):
+        return [0, 1]
+
+    def workflow_requires(self):
+        return self.req(Calibration)
+
+    def output(self):
+        return self.local_target(f"pilot_{self.branch}.json")
+
+
+def test_backend_and_pilot_do_not_change_the_shift():
+    pilot = PilotCalibrated(version="agree", shift="jes_up", workflow="slurm", pilot=True)
+    assert pilot.requires() == [], "the proxy of a pilot workflow requires nothing"
+    assert pilot.shift == "jes_up"
+    assert PilotCalibrated(version="agree", shift="jes_up", branch=1).shift == "jes_up"
+    assert PilotCalibrated(version="agree", shift="pdf_up", workflow="slurm", pilot=True).shift == "nominal"
+
+
 @pytest.mark.parametrize("cls", [Skim, CalibratedByWorkflow, ShiftedSelection])
 def test_branch_and_workflow_agree_on_the_shift(cls):
     for shift in known_shifts():
