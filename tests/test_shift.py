@@ -171,6 +171,23 @@ def test_req_shifts_with_an_explicit_list():
     assert [task.shift for task in picked.values()] == ["nominal", "jes_up", "nominal"]
 
 
+class Chicken(Recorded):
+    def requires(self):
+        return self.req(Egg)
+
+
+class Egg(Recorded):
+    shifts = {"jes_up"}
+
+    def requires(self):
+        return self.req(Chicken)
+
+
+def test_a_requirement_cycle_is_a_clear_error():
+    with pytest.raises(ShiftError, match="its requirements form a cycle"):
+        Chicken(version="v1", shift="jes_up")
+
+
 # -- upstream as an explicit override --------------------------------------------------
 
 class Declared(Recorded):
