@@ -22,8 +22,6 @@ from tests.conftest import build
 from tests.workflow import view_zoo
 from tests.workflow.view_zoo import ZOO, output_paths
 
-pylaw.register_shift_sources("jes")
-
 EXPECTED_MODES = {
     view_zoo.Plain: ViewMode.COPY, view_zoo.Property: ViewMode.COPY, view_zoo.CachedProperty: ViewMode.COPY,
     view_zoo.Insignificant: ViewMode.COPY, view_zoo.ObjectMap: ViewMode.COPY, view_zoo.TaskIdOutput: ViewMode.COPY,
