@@ -56,6 +56,7 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def run(self) -> Iterator[Any]:
         task = self.task
+        task.check_branch_map_ready()  # a pending (empty) output would make this a silent no-op
         todo = task.workflow_output().missing()
         branches = [task.as_branch(n) for n in todo]
         if branches and inspect.isgeneratorfunction(type(branches[0]).run):
