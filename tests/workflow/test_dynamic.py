@@ -160,3 +160,8 @@ def test_cli_status_while_waiting_then_one_command_runs_everything(tmp_path):
     assert sorted(p.read_text() for p in store.glob("out_*.txt")) == ["a.root", "b.root", "c.root"]
     status = pyl(tmp_path, "PerFile", "--version", "v1", "--print-status", "0")
     assert status.stdout.splitlines()[0] == "> PerFile(): complete", status.stdout
+
+
+def test_one_build_with_two_workers():
+    assert build(Merge(version="v1", n=5), workers=2)  # Luigi forks a process per task here
+    assert Merge(version="v1", n=5).output().load() == [f"f{i}.root" for i in range(5)]
