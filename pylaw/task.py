@@ -60,6 +60,19 @@ class TaskRegister(Register):
         return instance
 
 
+#: > 0 while req() builds a requirement with values passed on from the requiring task
+_passing_on = 0
+
+
+def passing_on() -> bool:
+    """Whether the task being built got its values from :meth:`Task.req`, not from a caller.
+
+    A ``--workflow`` type passed on this way is a wish (workflows that lack it run with
+    their default type), while one given explicitly must be supported.
+    """
+    return _passing_on > 0
+
+
 INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
 _interactive_enabled = False
 
@@ -96,6 +109,12 @@ class Task(luigi.Task, metaclass=TaskRegister):
         default=None, significant=False, description="copy outputs down to DEPTH into --fetch-dir")
     fetch_dir = luigi.Parameter(default=".", significant=False, description="target of --fetch-output")
     yes = luigi.BoolParameter(default=False, significant=False, description="answer yes to questions")
+    # On every task, not only on workflows: a task that is no workflow carries the choice to
+    # the workflows it requires (req() passes it on like any shared parameter).
+    workflow = luigi.Parameter(
+        default="", significant=False, positional=False,
+        description="where workflows run (local, slurm, ...): this workflow, and the required ones that "
+                    "support it; default: local, or a workflow's first type")
 
     #: parameters that req() never passes on
     exclude_params_req: ClassVar[frozenset[str]] = frozenset({*INTERACTIVE_PARAMS, "fetch_dir", "yes"})
@@ -180,7 +199,14 @@ class Task(luigi.Task, metaclass=TaskRegister):
         excluded = self.exclude_params_req
         kwargs = {name: own[name] for name, _ in cls.get_params() if name in own and name not in excluded}
         kwargs.update(overrides)
-        return cls(**kwargs)
+        if "workflow" in overrides or not kwargs.get("workflow"):
+            return cls(**kwargs)
+        global _passing_on
+        _passing_on += 1
+        try:
+            return cls(**kwargs)
+        finally:
+            _passing_on -= 1
 
     # -- outputs ---------------------------------------------------------------------
 

@@ -172,3 +172,21 @@ class SiblingFileCollection(TargetCollection):
             raise ValueError(f"SiblingFileCollection needs files in one directory, got {len(parents)}: "
                              f"{sorted(parents)[:3]}...; use TargetCollection instead")
         self.dir: DirectoryTarget | None = leaves[0].parent if leaves else None
+
+
+class PendingCollection(TargetCollection):
+    """The output of a workflow whose branch map cannot be built yet: no elements, never existing.
+
+    ``waiting_for`` lists the incomplete tasks whose outputs the map is built from (see
+    :meth:`pylaw.BaseWorkflow.branch_map_requires`); status shows "waiting for" them.
+    """
+
+    def __init__(self, waiting_for: Sequence[Any]) -> None:
+        super().__init__({})
+        self.waiting_for = list(waiting_for)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(waiting for {len(self.waiting_for)} tasks)"
+
+    def exists(self, threshold: float | int | None = None) -> bool:
+        return False  # an empty collection would "exist"; the branches are not even known

@@ -14,19 +14,39 @@ build 100k Luigi tasks.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
+from luigi.task import flatten, getpaths
 
-from pylaw.errors import BranchError, WorkflowChoiceError
+from pylaw.errors import BranchError, BranchMapNotReadyError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
-from pylaw.target.collection import TargetCollection
+from pylaw.target.collection import PendingCollection, TargetCollection
+from pylaw.task import passing_on
 from pylaw.workflow.views import BranchViews, user_overrides
+
+logger = logging.getLogger("pylaw.workflow")
 
 # (class, branch map) of workflows building their own branches, so that each new branch
 # takes its data from the map at hand instead of looking its workflow up again.
 _PROVIDED_MAPS: list[tuple[type, dict[int, Any]]] = []
+#: set inside batch jobs: the (type, proxy) every workflow runs with, whatever it asks for
+_FORCED_WORKFLOW: tuple[str, type[WorkflowProxy]] | None = None
+#: (class, requested type) already logged as falling back to the class's default
+_FALLBACKS_LOGGED: set[tuple[type, str]] = set()
+
+
+def force_workflow_type(wtype: str, proxy_cls: type[WorkflowProxy] | None) -> None:
+    """Make every workflow created from now on in this process run with ``proxy_cls``.
+
+    A batch job calls it with the local proxy: a requirement met inside a job (``--pilot``,
+    or an upstream workflow that is Slurm-only) runs there instead of submitting jobs from
+    the job. ``None`` lifts it.
+    """
+    global _FORCED_WORKFLOW
+    _FORCED_WORKFLOW = None if proxy_cls is None else (wtype, proxy_cls)
 
 
 class WorkflowProxy:
@@ -40,12 +60,18 @@ class WorkflowProxy:
         self.task = task
 
     def requires(self) -> Any:
-        return self.task.workflow_requires()
+        task = self.task
+        upstream, for_map = task.workflow_requires(), task.branch_map_requires()
+        if not flatten(for_map):
+            return upstream
+        return {"workflow": upstream, "branch_map": for_map}
 
     def run(self) -> Any:
         raise NotImplementedError
 
     def complete(self) -> bool:
+        if self.task.branch_map_waiting():
+            return False  # no branches known yet: an empty set of branches would look complete
         return all(self.task.branch_completeness().values())
 
 
@@ -61,9 +87,6 @@ class BaseWorkflow:
 
     branch = luigi.IntParameter(default=-1, description="branch number to run; -1: the whole workflow")
     branches = RangeParameter(description="restrict the workflow to these branches, e.g. 0-9,15,20-")
-    workflow = luigi.Parameter(
-        default="", significant=False,
-        description="where the branches run (local, slurm, ...); default: local or the first type")
     local = luigi.BoolParameter(default=False, significant=False, description="shorthand for --workflow local")
 
     exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
@@ -74,6 +97,7 @@ class BaseWorkflow:
 
     if TYPE_CHECKING:  # provided by the pylaw.Task this mixin is combined with
         param_kwargs: dict[str, Any]
+        workflow: str
 
         @classmethod
         def get_task_family(cls) -> str: ...
@@ -120,14 +144,9 @@ class BaseWorkflow:
                     f"({describe_numbers(list(branch_map))}); pick one of those or -1 for the workflow")
             self.branch_data = branch_map[self.branch]
             return
-        types = self.workflow_types()
-        wtype = self.workflow or ("local" if "local" in types else next(iter(types), ""))
-        if wtype not in types:
-            raise WorkflowChoiceError(
-                f"{self.get_task_family()} does not support --workflow {wtype!r}; it supports: "
-                f"{', '.join(types) or 'none'} (add the matching mixin, e.g. pylaw.SlurmWorkflow)")
+        wtype, proxy_cls = self.choose_workflow_type()
         self.workflow = wtype
-        self.workflow_proxy = types[wtype].workflow_proxy_cls(self)
+        self.workflow_proxy = proxy_cls(self)
         # A workflow instance answers Luigi with its workflow behaviour; the class methods
         # written by the user describe one branch.
         self.requires = self.workflow_proxy.requires  # type: ignore[method-assign]
@@ -135,7 +154,69 @@ class BaseWorkflow:
         self.complete = self.workflow_proxy.complete  # type: ignore[method-assign]
         self.output = self.workflow_output  # type: ignore[method-assign]
 
+    def choose_workflow_type(self) -> tuple[str, type[WorkflowProxy]]:
+        """The type this workflow runs with, and its proxy class.
+
+        ``--workflow`` given for this task must be one of its types. Passed on by
+        :meth:`~pylaw.Task.req` from a requiring task it is a wish: a class lacking that
+        type runs with its default (logged once per class), and still passes the wish on
+        to its own requirements. Inside a batch job everything runs locally.
+        """
+        if _FORCED_WORKFLOW is not None:
+            return _FORCED_WORKFLOW
+        types = self.workflow_types()
+        default = "local" if "local" in types else next(iter(types), "")
+        wtype = self.workflow or default
+        if wtype not in types and self.workflow and passing_on():
+            if (type(self), wtype) not in _FALLBACKS_LOGGED:
+                _FALLBACKS_LOGGED.add((type(self), wtype))
+                logger.warning("%s does not support --workflow %s (it supports: %s): it runs with %s",
+                               self.get_task_family(), wtype, ", ".join(types), default)
+            wtype = default
+        if wtype not in types:
+            raise WorkflowChoiceError(
+                f"{self.get_task_family()} does not support --workflow {wtype!r}; it supports: "
+                f"{', '.join(types) or 'none'} (add the matching mixin, e.g. pylaw.SlurmWorkflow)")
+        return wtype, types[wtype].workflow_proxy_cls
+
     # -- branch map ------------------------------------------------------------------
+
+    def branch_map_requires(self) -> Any:
+        """Tasks whose outputs :meth:`create_branch_map` reads (default: none).
+
+        The workflow requires them, whatever its type (also with ``--pilot``), and builds
+        its map only once they are all complete; until then it is *waiting*: not complete,
+        its output an empty :class:`~pylaw.target.collection.PendingCollection`.
+        """
+        return []
+
+    def branch_map_input(self) -> Any:
+        """The outputs of :meth:`branch_map_requires`, as ``input()`` gives those of ``requires()``."""
+        return getpaths(self.branch_map_requires())
+
+    def branch_map_waiting(self) -> list[Any]:
+        """The tasks of :meth:`branch_map_requires` still incomplete; ``[]`` once the map can be built.
+
+        Asked of the workflow (a branch asks its workflow). Readiness is remembered once
+        reached, never the waiting: an upstream task may complete at any moment.
+        """
+        if "_branch_map" in self.__dict__ or "_branch_map_ready" in self.__dict__:
+            return []
+        if self.is_branch():
+            return list(self.as_workflow().branch_map_waiting())
+        waiting = [task for task in flatten(self.branch_map_requires()) if not task.complete()]
+        if not waiting:
+            self._branch_map_ready = True
+        return waiting
+
+    def check_branch_map_ready(self) -> None:
+        waiting = self.branch_map_waiting()
+        if waiting:
+            names = ", ".join(str(task) for task in waiting[:3]) + (" ..." if len(waiting) > 3 else "")
+            raise BranchMapNotReadyError(
+                f"the branch map of {self.get_task_family()} is built from the outputs of {names}, which "
+                f"are not complete yet: run the workflow {self.get_task_family()} (it requires them) before "
+                f"asking for its branches")
 
     def create_branch_map(self) -> Mapping[int, Any] | Sequence[Any]:
         """Branch number -> payload (a list is numbered from 0). Must be overridden."""
@@ -147,6 +228,7 @@ class BaseWorkflow:
         if cached is None and self.is_branch():
             cached = self._branch_map = self.as_workflow().get_branch_map()
         if cached is None:
+            self.check_branch_map_ready()
             raw = self.create_branch_map()
             cached = dict(raw) if isinstance(raw, Mapping) else dict(enumerate(raw))
             if any(not isinstance(key, int) or key < 0 for key in cached):
@@ -233,6 +315,9 @@ class BaseWorkflow:
         """The collection of branch outputs (one element per selected branch), cached."""
         collection = self.__dict__.get("_workflow_output")
         if collection is None:
+            waiting = self.branch_map_waiting()
+            if waiting:
+                return PendingCollection(waiting)  # not cached: the map may be ready next time
             numbers = self.branch_numbers()
             outputs = (view.output() for view in self.branch_views(numbers))
             collection = TargetCollection(dict(zip(numbers, outputs, strict=True)))

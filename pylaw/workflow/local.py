@@ -57,6 +57,7 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def run(self) -> Iterator[Any]:
         task = self.task
+        task.check_branch_map_ready()  # a pending (empty) output would make this a silent no-op
         todo = [n for n, done in task.branch_completeness().items() if not done]
         branches = [task.as_branch(n) for n in todo]
         if branches and inspect.isgeneratorfunction(type(branches[0]).run):

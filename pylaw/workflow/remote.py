@@ -51,14 +51,18 @@ class RemoteWorkflowProxy(WorkflowProxy):
 
     def requires(self) -> Any:
         task = self.task
-        if task.pilot or task.cancel_jobs or task.cleanup_jobs:
-            return []  # --pilot: each job runs the missing upstream tasks of its branches itself
-        return task.workflow_requires()
+        if task.cancel_jobs or task.cleanup_jobs:
+            return []
+        if task.pilot:  # each job runs the missing upstream tasks of its branches itself, but the
+            return task.branch_map_requires()  # map (which jobs to submit) is built here
+        return super().requires()
 
     def complete(self) -> bool:
         task = self.task
         if task.cancel_jobs or task.cleanup_jobs:
             return False  # the action must run
+        if task.branch_map_waiting():
+            return False  # no branches known yet (an empty collection would pass the count below)
         completeness = task.branch_completeness()
         return sum(completeness.values()) >= required_branches(task, len(completeness))
 
