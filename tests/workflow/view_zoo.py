@@ -244,9 +244,34 @@ class Inherits(pylaw.Task, pylaw.LocalWorkflow):
         self.output().dump(self.input().load())
 
 
+class ListNames(pylaw.Task):
+    """Upstream of a dynamic branch map: writes the list of names to process."""
+
+    n = luigi.IntParameter(default=len(NAMES))
+
+    def output(self):
+        return self.local_target("names.json")
+
+    def run(self):
+        self.output().dump(NAMES[:self.n])
+
+
+class DynamicMap(Plain):
+    """A branch map read from an upstream output (branch_map_requires)."""
+
+    def branch_map_requires(self):
+        return self.req(ListNames)
+
+    def create_branch_map(self):
+        return self.branch_map_input().load()
+
+    def output(self):
+        return self.local_target(f"dyn_{self.branch_data}")
+
+
 ZOO = [Plain, SetupInstance, ConditionalSetup, InitOverride, Property, CachedProperty, BranchStoreParts,
        ModifyParams, Insignificant, ObjectMap, TaskIdOutput, Requiring, CustomComplete, SubclassOfSetup,
-       SubclassOfInit, ShiftedPlain, BatchCapable, Inherits]
+       SubclassOfInit, ShiftedPlain, BatchCapable, Inherits, DynamicMap]
 
 
 def output_paths(output: Any) -> list[str]:
