@@ -114,6 +114,10 @@ class BaseWorkflow:
             values = parent(values)
         if values.get("local"):
             values["workflow"], values["local"] = "local", False
+        if values.get("branch", -1) < -1:
+            # -2 would be a second "workflow" instance with its own task id (run twice under luigid)
+            raise BranchError(f"--branch {values['branch']} is not a branch of {cls.get_task_family()}: use -1 "
+                              f"for the workflow or a branch number of its branch map (>= 0)")
         if values.get("branch", -1) >= 0:
             # branches are the same task whatever workflow or selection asked for them
             values["branches"], values["workflow"] = Ranges(), ""

@@ -270,3 +270,9 @@ def test_downstream_iterates_over_a_workflow_collection():
     assert Gather(version="v1").output().load() == {
         "iterated": ["payload0", "payload1", "payload2", "payload3"], "keys": [0, 1, 2, 3], "len": 4,
         "third": "payload2"}
+
+
+@pytest.mark.parametrize("branch", [-2, -5, -1000])
+def test_negative_branches_other_than_minus_one_are_refused(branch):
+    with pytest.raises(BranchError, match=rf"--branch {branch} is not a branch of Count: use -1"):
+        Count(version="v1", branch=branch)
