@@ -34,6 +34,9 @@ class pylaw(luigi.Config):  # noqa: N801 - the class name is the config section 
     central_scheduler = luigi.BoolParameter(
         default=False, description="let `pylaw run` use luigid instead of a local scheduler"
     )
+    shift_sources = luigi.Parameter(
+        default="", description="extra systematic sources, e.g. 'jes, pdf' (see pylaw.shift)"
+    )
 
 
 def section() -> pylaw:

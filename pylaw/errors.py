@@ -8,6 +8,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── ParameterValueError        (ValueError)   a parameter value that cannot be parsed
     ├── PathEscapeError            (ValueError)   a path that would leave its store
     ├── BranchError                (IndexError)   a branch number outside the branch map
+    ├── BranchMapNotReadyError     (RuntimeError) a branch map whose upstream outputs are missing
     ├── WorkflowChoiceError        (ValueError)   a --workflow the task does not support
     ├── TaskNotFoundError          (LookupError)  a task name no indexed module defines
     ├── FormatterError             (ValueError)   no formatter for a file extension
@@ -62,6 +63,10 @@ class PathEscapeError(PylawError, ValueError):
 
 class BranchError(PylawError, IndexError):
     """A branch number is not part of the workflow's branch map."""
+
+
+class BranchMapNotReadyError(PylawError, RuntimeError):
+    """A branch map is built from upstream outputs that do not exist yet (``branch_map_requires()``)."""
 
 
 class WorkflowChoiceError(PylawError, ValueError):

@@ -3,7 +3,8 @@
 ``--print-deps``, ``--print-status``, ``--print-output``, ``--remove-output`` and
 ``--fetch-output`` walk the requirement tree down to a depth (``-1``: all the way) and
 report or act on each task's outputs. A workflow's output is shown as one collection
-(``partial 12/20``), checked with one listing per directory.
+(``partial 12/20``), checked with one listing per directory, or as ``waiting for Task(...)``
+while its branch map cannot be built yet.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import luigi
 from luigi.task import flatten
 
 from pylaw.target.base import DirectoryTarget, FileSystemTarget
-from pylaw.target.collection import TargetCollection, iter_leaves
+from pylaw.target.collection import PendingCollection, TargetCollection, iter_leaves
 
 
 def walk(task: luigi.Task, max_depth: int) -> Iterator[tuple[int, luigi.Task, bool]]:
@@ -51,7 +52,11 @@ def _params(task: luigi.Task) -> str:
 
 
 def output_status(output: Any) -> tuple[str, list[str]]:
-    """``("complete" | "partial n/m" | "missing", [path lines])`` for a task's output structure."""
+    """``("complete" | "partial n/m" | "missing" | "waiting for ...", [path lines])`` for a task's output."""
+    pending = [o for o in _top_level(output) if isinstance(o, PendingCollection)]
+    if pending:  # a workflow whose branch map is built from upstream outputs that are missing
+        waiting = ", ".join(describe_task(task) for p in pending for task in p.waiting_for)
+        return f"waiting for {waiting}", ["branches unknown until then"]
     collections = [o for o in _top_level(output) if isinstance(o, TargetCollection)]
     leaves = [o for o in _top_level(output) if not isinstance(o, TargetCollection)]
     lines, done, total = [], 0, 0

@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
+from luigi.task import task_id_str
 from luigi.task_register import Register
 
 from pylaw import config
 from pylaw.errors import PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
+from pylaw.target.collection import structure_exists
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_directory_outputs
 
 
@@ -58,6 +60,19 @@ class TaskRegister(Register):
         return instance
 
 
+#: > 0 while req() builds a requirement with values passed on from the requiring task
+_passing_on = 0
+
+
+def passing_on() -> bool:
+    """Whether the task being built got its values from :meth:`Task.req`, not from a caller.
+
+    A ``--workflow`` type passed on this way is a wish (workflows that lack it run with
+    their default type), while one given explicitly must be supported.
+    """
+    return _passing_on > 0
+
+
 INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
 _interactive_enabled = False
 
@@ -94,6 +109,12 @@ class Task(luigi.Task, metaclass=TaskRegister):
         default=None, significant=False, description="copy outputs down to DEPTH into --fetch-dir")
     fetch_dir = luigi.Parameter(default=".", significant=False, description="target of --fetch-output")
     yes = luigi.BoolParameter(default=False, significant=False, description="answer yes to questions")
+    # On every task, not only on workflows: a task that is no workflow carries the choice to
+    # the workflows it requires (req() passes it on like any shared parameter).
+    workflow = luigi.Parameter(
+        default="", significant=False, positional=False,
+        description="where workflows run (local, slurm, ...): this workflow, and the required ones that "
+                    "support it; default: local, or a workflow's first type")
 
     #: parameters that req() never passes on
     exclude_params_req: ClassVar[frozenset[str]] = frozenset({*INTERACTIVE_PARAMS, "fetch_dir", "yes"})
@@ -103,6 +124,36 @@ class Task(luigi.Task, metaclass=TaskRegister):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.setup_instance()
+
+    # Luigi's __init__ stores task_id and its hash eagerly. Branch views (pylaw.workflow.
+    # views) are made without __init__, so both are derived from the parameters on first
+    # use instead; the value lives in the instance dict under Luigi's own name.
+    @property
+    def task_id(self) -> str:
+        state = self.__dict__
+        task_id = state.get("task_id")
+        if task_id is None:
+            if "param_kwargs" not in state:  # not initialised yet: Luigi's initialized() asks
+                raise AttributeError("task_id")
+            task_id = state["task_id"] = task_id_str(
+                self.get_task_family(), self.to_str_params(only_significant=True, only_public=True))
+        return task_id
+
+    @task_id.setter
+    def task_id(self, value: str) -> None:
+        self.__dict__["task_id"] = value
+
+    def __hash__(self) -> int:
+        return hash(self.task_id)
+
+    def complete(self) -> bool:
+        """Luigi's rule (every output exists), with target collections checked as a whole.
+
+        A :class:`~pylaw.TargetCollection` is iterable, so Luigi's own check would stat each
+        of its targets and ignore its threshold; here it costs one listing per directory.
+        """
+        verdict = structure_exists(self.output())
+        return super().complete() if verdict is None else verdict  # Luigi warns about no outputs
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
@@ -148,7 +199,14 @@ class Task(luigi.Task, metaclass=TaskRegister):
         excluded = self.exclude_params_req
         kwargs = {name: own[name] for name, _ in cls.get_params() if name in own and name not in excluded}
         kwargs.update(overrides)
-        return cls(**kwargs)
+        if "workflow" in overrides or not kwargs.get("workflow"):
+            return cls(**kwargs)
+        global _passing_on
+        _passing_on += 1
+        try:
+            return cls(**kwargs)
+        finally:
+            _passing_on -= 1
 
     # -- outputs ---------------------------------------------------------------------
 

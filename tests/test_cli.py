@@ -110,6 +110,9 @@ def test_bad_parameter_value_is_a_clear_error(project):
 def test_branch_out_of_range_from_cli(project):
     result = pyl(project, "Produce", "--version", "v1", "--branch", "7")
     assert result.returncode == 2 and "branch 7 is not in the branch map of Produce (0-4)" in result.stderr
+    negative = pyl(project, "Produce", "--version", "v1", "--branch", "-5")
+    assert negative.returncode == 2 and "--branch -5 is not a branch of Produce" in negative.stderr
+    assert "Traceback" not in negative.stderr and not (project / "store" / "Produce").exists()
 
 
 def test_print_status_partial_then_complete(project):

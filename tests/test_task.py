@@ -129,3 +129,20 @@ def test_lazy_public_names_resolve_without_slowing_import():
     assert result.stdout.split() == ["slurm", "DCacheTarget"], result.stderr
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         pylaw.Nope  # noqa: B018
+
+
+@pytest.mark.parametrize(("a", "b"), [("mc/2017", "mc_2017"), ("a\nb", "a_b"), (".x", "_.x"), ("", "_"),
+                                      ("a\\b", "a_b"), ("x", "x-" + "0" * 12), ("mc/2017", "mc_2017-" + "0" * 12),
+                                      ("a" * 500, "a" * 499 + "b")])
+def test_values_differing_only_in_unsafe_characters_get_distinct_directories(isolated, a, b):
+    first, second = Upstream(version="v1", dataset=a), Upstream(version="v1", dataset=b)
+    assert first.output().path != second.output().path
+    first.output().dump({"dataset": a})
+    assert not second.output().exists(), "the second value would reuse the first one's result"
+
+
+def test_safe_values_stay_readable(isolated):
+    path = Upstream(version="v1", dataset="mc_2017").output().path
+    assert path == f"{isolated}/Upstream/v1/dataset=mc_2017/mc_2017.json"
+    assert sanitize_part("mc/2017").startswith("mc_2017-") and sanitize_part("hist.json") == "hist.json"
+    assert sanitize_part("a/b.json").endswith(".json")

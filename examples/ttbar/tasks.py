@@ -28,9 +28,7 @@ DATASETS = {
 }
 SIMULATED = [name for name, (kind, _) in DATASETS.items() if kind != "data"]
 MASS_BINS = np.linspace(50.0, 250.0, 41)
-SOURCES = ("jes", "jer", "pdf", "q2")
-
-pylaw.register_shift_sources(*SOURCES)
+SOURCES = ("jes", "jer", "pdf", "q2")  # the nuisance parameters of the fit
 
 
 def simulate(dataset: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -81,7 +79,6 @@ class Selection(AnalysisTask, pylaw.ShiftTask, pylaw.LocalWorkflow):
     """Keeps events with at least three jets and a hard leading jet, chunk by chunk."""
 
     shifts = frozenset()  # no variation changes the selection: shared by all shifts
-    upstream = (GenerateEvents,)
 
     min_jets = luigi.IntParameter(default=3)
     min_jet_pt = luigi.FloatParameter(default=30.0)
@@ -109,7 +106,6 @@ class Reconstruction(AnalysisTask, pylaw.ShiftTask):
     """Merges the selected chunks of each dataset and reconstructs the mass (JES, JER here)."""
 
     shifts = frozenset({"jes_up", "jes_down", "jer_up", "jer_down"})
-    upstream = (Selection,)
 
     #: jet energy scale factor and relative resolution per shift (simulation only)
     JES = {"jes_up": 1.03, "jes_down": 0.97}
@@ -142,7 +138,6 @@ class Evaluation(AnalysisTask, pylaw.ShiftTask):
     """Histograms of the reconstructed mass per dataset, as JSON (PDF, Q2 weights here)."""
 
     shifts = frozenset({"pdf_up", "pdf_down", "q2_up", "q2_down"})
-    upstream = (Reconstruction,)
 
     def requires(self):
         return self.req(Reconstruction)
@@ -228,8 +223,6 @@ def fit_signal_strength(data, signal, background, signal_shifts=None, background
 
 class Inference(AnalysisTask):
     """Fits the signal strength with every systematic variation of the histograms."""
-
-    upstream = (Evaluation,)
 
     def requires(self):
         return pylaw.req_shifts(self, Evaluation)  # nominal and all 8 shifts, shared where possible

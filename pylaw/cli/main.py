@@ -17,7 +17,7 @@ from luigi.cmdline_parser import CmdlineParser
 
 from pylaw import config, interactive
 from pylaw.cli.index import build_index, find_module, read_index
-from pylaw.cli.shifts import load_task_class, shift_table
+from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import PylawError
 from pylaw.task import enable_interactive_actions
 
@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shifts = sub.add_parser("shifts", help="table of which task implements, inherits or reuses each shift")
     shifts.add_argument("module", help="module defining the task")
     shifts.add_argument("task", help="the most downstream task of the table")
+    shifts.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --n-chunks 2")
     try:
         if args[:1] == ["run"]:
             return run(args[1:])
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif ns.command == "config":
             print_config()
         elif ns.command == "shifts":
-            print(shift_table(load_task_class(ns.module, ns.task)))
+            print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))
         return 0
     except PylawError as exc:
         print(f"pylaw: error: {exc}", file=sys.stderr)

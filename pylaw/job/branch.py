@@ -8,7 +8,9 @@ would take ``--n=50`` for an abbreviation of ``--no-lock`` and a value starting 
 
 The branch runs with a local scheduler, with its missing requirements (which a
 ``--pilot`` workflow did not run beforehand), and its outputs are checked afterwards,
-because Luigi counts a ``run()`` that wrote nothing as a success. Exit codes (read by
+because Luigi counts a ``run()`` that wrote nothing as a success. Every workflow met in
+the job runs locally, whatever its type: a job never submits jobs itself (an upstream
+workflow it has to run would otherwise start its own submission from the worker node). Exit codes (read by
 the job wrapper): 0 success, 4 the task failed, 5 it ran but outputs are missing,
 2 the arguments are wrong.
 """
@@ -23,6 +25,9 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 from luigi.task_register import Register
+
+from pylaw.workflow.base import force_workflow_type
+from pylaw.workflow.local import LocalWorkflowProxy
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -60,6 +65,7 @@ def make_task(module: str, family: str, values: dict[str, str | bool]) -> Any:
 
 
 def main(argv: Sequence[str]) -> int:
+    force_workflow_type("local", LocalWorkflowProxy)
     try:
         task = make_task(*parse(argv))
     except UsageError as exc:

@@ -31,6 +31,26 @@ def iter_leaves(struct: Any) -> Iterator[luigi.target.Target]:
         yield struct
 
 
+def structure_exists(struct: Any) -> bool | None:
+    """Whether every target in an output structure exists; None if it holds no target.
+
+    Collections are checked as a whole (:meth:`TargetCollection.exists`: one listing per
+    directory, and their threshold), the other targets one by one.
+    """
+    if struct is None:
+        return None
+    if isinstance(struct, TargetCollection):
+        return struct.exists()
+    if isinstance(struct, Mapping):
+        parts = list(struct.values())
+    elif isinstance(struct, (list, tuple)):
+        parts = list(struct)
+    else:
+        return bool(struct.exists())
+    verdicts = [v for v in map(structure_exists, parts) if v is not None]
+    return all(verdicts) if verdicts else None
+
+
 def existing_leaves(leaves: Sequence[luigi.target.Target]) -> list[bool]:
     """Whether each target exists, listing every directory once where targets allow it."""
     keys = [leaf.sibling_listing_key() if isinstance(leaf, FileSystemTarget) else None for leaf in leaves]
@@ -66,10 +86,14 @@ class TargetCollection(luigi.target.Target):
 
     An element exists when all its targets exist. ``threshold`` is the fraction (float) or
     number (int) of elements that must exist for the collection to exist.
-    """
 
-    # Not iterable on purpose: luigi.task.flatten() must treat a collection as one target.
-    __iter__ = None  # type: ignore[assignment]
+    It reads like the container it is: ``len()``, ``collection[branch]``, ``keys()``,
+    ``values()``, ``items()``, ``branch in collection``, and iteration yields the elements
+    (the targets, in key order, as a ``pandas.Series`` does), so ``for target in
+    self.input()`` reads every branch output of a required workflow. ``luigi.task.flatten()``
+    therefore sees the individual targets; :meth:`pylaw.Task.complete` still checks a
+    collection as a whole (one listing per directory, its threshold).
+    """
 
     def __init__(self, targets: Mapping | Sequence, threshold: float | int = 1.0) -> None:
         self.targets: dict[Any, Any] = dict(targets) if isinstance(targets, Mapping) else dict(enumerate(targets))
@@ -83,6 +107,12 @@ class TargetCollection(luigi.target.Target):
 
     def __getitem__(self, key: Any) -> Any:
         return self.targets[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.targets.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.targets
 
     def keys(self) -> Any:
         return self.targets.keys()
@@ -142,3 +172,21 @@ class SiblingFileCollection(TargetCollection):
             raise ValueError(f"SiblingFileCollection needs files in one directory, got {len(parents)}: "
                              f"{sorted(parents)[:3]}...; use TargetCollection instead")
         self.dir: DirectoryTarget | None = leaves[0].parent if leaves else None
+
+
+class PendingCollection(TargetCollection):
+    """The output of a workflow whose branch map cannot be built yet: no elements, never existing.
+
+    ``waiting_for`` lists the incomplete tasks whose outputs the map is built from (see
+    :meth:`pylaw.BaseWorkflow.branch_map_requires`); status shows "waiting for" them.
+    """
+
+    def __init__(self, waiting_for: Sequence[Any]) -> None:
+        super().__init__({})
+        self.waiting_for = list(waiting_for)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(waiting for {len(self.waiting_for)} tasks)"
+
+    def exists(self, threshold: float | int | None = None) -> bool:
+        return False  # an empty collection would "exist"; the branches are not even known

@@ -14,13 +14,12 @@ import functools
 import logging
 import os
 import shutil
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
 import luigi
 import luigi.worker
-from luigi.task import flatten
 
 from pylaw.target import dirstage
 from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
@@ -263,15 +262,36 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
         return copy
 
 
+def _directory_outputs(struct: Any) -> Iterator[LocalDirectoryTarget]:
+    """The local directories of an output structure (dicts, lists, tuples of targets).
+
+    Collections are left out: they hold the outputs of other tasks (a workflow's are its
+    branches'), which those tasks guard themselves.
+    """
+    if isinstance(struct, LocalDirectoryTarget):
+        yield struct
+    elif isinstance(struct, Mapping):
+        for value in struct.values():
+            yield from _directory_outputs(value)
+    elif isinstance(struct, (list, tuple)):
+        for value in struct:
+            yield from _directory_outputs(value)
+
+
 def _guarded_directories(task: Any) -> list[str]:
     """Paths of the task's local directory outputs, leaving out those inside another one."""
-    paths = sorted({t.path for t in flatten(task.output()) if isinstance(t, LocalDirectoryTarget)})
+    paths = sorted({target.path for target in _directory_outputs(task.output())})
     return [p for i, p in enumerate(paths) if not any(p.startswith(q + "/") for q in paths[:i])]
+
+
+# The guards of running tasks, by id(task), with the task itself (so its id stays unique).
+# Kept out of the task's __dict__, which branch views copy.
+_GUARDS: dict[int, tuple[Any, list[dirstage.WriteGuard]]] = {}
 
 
 def begin_directory_outputs(task: Any) -> None:
     """Luigi START handler of pylaw tasks: guard the task's local directory outputs while it runs."""
-    if task.__dict__.get("_pylaw_guards") is not None:
+    if id(task) in _GUARDS:
         return  # run() resumed after dynamic dependencies: the guards are still up
     paths = _guarded_directories(task)
     if not paths:
@@ -280,25 +300,23 @@ def begin_directory_outputs(task: Any) -> None:
     if luigi.worker.worker.check_complete_on_run.task_value("worker", "check_complete_on_run"):
         _warn_unguarded()
         return
-    guards = []
-    try:
-        for path in paths:
-            guard = dirstage.WriteGuard(path)
-            guard.begin()
-            guards.append(guard)
-    finally:
-        task.__dict__["_pylaw_guards"] = guards
+    guards: list[dirstage.WriteGuard] = []
+    _GUARDS[id(task)] = (task, guards)
+    for path in paths:
+        guard = dirstage.WriteGuard(path)
+        guard.begin()
+        guards.append(guard)
 
 
 def finish_directory_outputs(task: Any) -> None:
     """Luigi SUCCESS handler (and LocalWorkflow's, before it checks outputs): the outputs are complete."""
-    for guard in task.__dict__.pop("_pylaw_guards", None) or ():
+    for guard in _GUARDS.pop(id(task), (None, ()))[1]:
         guard.finish()
 
 
 def abandon_directory_outputs(task: Any, exc: BaseException | None = None) -> None:
     """Luigi FAILURE handler: the directories keep their markers, so they stay missing."""
-    for guard in task.__dict__.pop("_pylaw_guards", None) or ():
+    for guard in _GUARDS.pop(id(task), (None, ()))[1]:
         guard.abandon()
 
 

@@ -6,24 +6,47 @@ A workflow class mixes :class:`BaseWorkflow` subclasses (``LocalWorkflow``, late
 workflow types found in the class hierarchy: a new backend registers itself just by
 setting ``workflow_type`` and ``workflow_proxy_cls`` on its mixin.
 
-Branch outputs are computed on *branch views* (copies of one real branch instance with
-another branch number) so that checking 100k outputs does not build 100k Luigi tasks.
+Branch outputs and completeness are computed on *branch views*, stand-ins equal to the
+real branch tasks (:mod:`pylaw.workflow.views`), so that checking 100k outputs does not
+build 100k Luigi tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
+from luigi.task import flatten, getpaths
 
-from pylaw.errors import BranchError, WorkflowChoiceError
+from pylaw.errors import BranchError, BranchMapNotReadyError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
-from pylaw.target.collection import TargetCollection
+from pylaw.target.collection import PendingCollection, TargetCollection
+from pylaw.task import passing_on
+from pylaw.workflow.views import BranchViews, user_overrides
+
+logger = logging.getLogger("pylaw.workflow")
 
 # (class, branch map) of workflows building their own branches, so that each new branch
 # takes its data from the map at hand instead of looking its workflow up again.
 _PROVIDED_MAPS: list[tuple[type, dict[int, Any]]] = []
+#: set inside batch jobs: the (type, proxy) every workflow runs with, whatever it asks for
+_FORCED_WORKFLOW: tuple[str, type[WorkflowProxy]] | None = None
+#: (class, requested type) already logged as falling back to the class's default
+_FALLBACKS_LOGGED: set[tuple[type, str]] = set()
+
+
+def force_workflow_type(wtype: str, proxy_cls: type[WorkflowProxy] | None) -> None:
+    """Make every workflow created from now on in this process run with ``proxy_cls``.
+
+    A batch job calls it with the local proxy: a requirement met inside a job (``--pilot``,
+    or an upstream workflow that is Slurm-only) runs there instead of submitting jobs from
+    the job. ``None`` lifts it.
+    """
+    global _FORCED_WORKFLOW
+    _FORCED_WORKFLOW = None if proxy_cls is None else (wtype, proxy_cls)
 
 
 class WorkflowProxy:
@@ -37,13 +60,19 @@ class WorkflowProxy:
         self.task = task
 
     def requires(self) -> Any:
-        return self.task.workflow_requires()
+        task = self.task
+        upstream, for_map = task.workflow_requires(), task.branch_map_requires()
+        if not flatten(for_map):
+            return upstream
+        return {"workflow": upstream, "branch_map": for_map}
 
     def run(self) -> Any:
         raise NotImplementedError
 
     def complete(self) -> bool:
-        return bool(self.task.workflow_output().exists())
+        if self.task.branch_map_waiting():
+            return False  # no branches known yet: an empty set of branches would look complete
+        return all(self.task.branch_completeness().values())
 
 
 class BaseWorkflow:
@@ -53,14 +82,11 @@ class BaseWorkflow:
     workflow_type: ClassVar[str | None] = None
     #: ... and the proxy that requires/runs the workflow for that type
     workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = WorkflowProxy
-    #: compute branch outputs on views of one branch instance (turn off if __init__ is overridden)
+    #: False: build real branch tasks for outputs and completeness even where exact views are possible
     light_branch_outputs: ClassVar[bool] = True
 
     branch = luigi.IntParameter(default=-1, description="branch number to run; -1: the whole workflow")
     branches = RangeParameter(description="restrict the workflow to these branches, e.g. 0-9,15,20-")
-    workflow = luigi.Parameter(
-        default="", significant=False,
-        description="where the branches run (local, slurm, ...); default: local or the first type")
     local = luigi.BoolParameter(default=False, significant=False, description="shorthand for --workflow local")
 
     exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
@@ -71,6 +97,7 @@ class BaseWorkflow:
 
     if TYPE_CHECKING:  # provided by the pylaw.Task this mixin is combined with
         param_kwargs: dict[str, Any]
+        workflow: str
 
         @classmethod
         def get_task_family(cls) -> str: ...
@@ -87,6 +114,10 @@ class BaseWorkflow:
             values = parent(values)
         if values.get("local"):
             values["workflow"], values["local"] = "local", False
+        if values.get("branch", -1) < -1:
+            # -2 would be a second "workflow" instance with its own task id (run twice under luigid)
+            raise BranchError(f"--branch {values['branch']} is not a branch of {cls.get_task_family()}: use -1 "
+                              f"for the workflow or a branch number of its branch map (>= 0)")
         if values.get("branch", -1) >= 0:
             # branches are the same task whatever workflow or selection asked for them
             values["branches"], values["workflow"] = Ranges(), ""
@@ -117,14 +148,9 @@ class BaseWorkflow:
                     f"({describe_numbers(list(branch_map))}); pick one of those or -1 for the workflow")
             self.branch_data = branch_map[self.branch]
             return
-        types = self.workflow_types()
-        wtype = self.workflow or ("local" if "local" in types else next(iter(types), ""))
-        if wtype not in types:
-            raise WorkflowChoiceError(
-                f"{self.get_task_family()} does not support --workflow {wtype!r}; it supports: "
-                f"{', '.join(types) or 'none'} (add the matching mixin, e.g. pylaw.SlurmWorkflow)")
+        wtype, proxy_cls = self.choose_workflow_type()
         self.workflow = wtype
-        self.workflow_proxy = types[wtype].workflow_proxy_cls(self)
+        self.workflow_proxy = proxy_cls(self)
         # A workflow instance answers Luigi with its workflow behaviour; the class methods
         # written by the user describe one branch.
         self.requires = self.workflow_proxy.requires  # type: ignore[method-assign]
@@ -132,7 +158,69 @@ class BaseWorkflow:
         self.complete = self.workflow_proxy.complete  # type: ignore[method-assign]
         self.output = self.workflow_output  # type: ignore[method-assign]
 
+    def choose_workflow_type(self) -> tuple[str, type[WorkflowProxy]]:
+        """The type this workflow runs with, and its proxy class.
+
+        ``--workflow`` given for this task must be one of its types. Passed on by
+        :meth:`~pylaw.Task.req` from a requiring task it is a wish: a class lacking that
+        type runs with its default (logged once per class), and still passes the wish on
+        to its own requirements. Inside a batch job everything runs locally.
+        """
+        if _FORCED_WORKFLOW is not None:
+            return _FORCED_WORKFLOW
+        types = self.workflow_types()
+        default = "local" if "local" in types else next(iter(types), "")
+        wtype = self.workflow or default
+        if wtype not in types and self.workflow and passing_on():
+            if (type(self), wtype) not in _FALLBACKS_LOGGED:
+                _FALLBACKS_LOGGED.add((type(self), wtype))
+                logger.warning("%s does not support --workflow %s (it supports: %s): it runs with %s",
+                               self.get_task_family(), wtype, ", ".join(types), default)
+            wtype = default
+        if wtype not in types:
+            raise WorkflowChoiceError(
+                f"{self.get_task_family()} does not support --workflow {wtype!r}; it supports: "
+                f"{', '.join(types) or 'none'} (add the matching mixin, e.g. pylaw.SlurmWorkflow)")
+        return wtype, types[wtype].workflow_proxy_cls
+
     # -- branch map ------------------------------------------------------------------
+
+    def branch_map_requires(self) -> Any:
+        """Tasks whose outputs :meth:`create_branch_map` reads (default: none).
+
+        The workflow requires them, whatever its type (also with ``--pilot``), and builds
+        its map only once they are all complete; until then it is *waiting*: not complete,
+        its output an empty :class:`~pylaw.target.collection.PendingCollection`.
+        """
+        return []
+
+    def branch_map_input(self) -> Any:
+        """The outputs of :meth:`branch_map_requires`, as ``input()`` gives those of ``requires()``."""
+        return getpaths(self.branch_map_requires())
+
+    def branch_map_waiting(self) -> list[Any]:
+        """The tasks of :meth:`branch_map_requires` still incomplete; ``[]`` once the map can be built.
+
+        Asked of the workflow (a branch asks its workflow). Readiness is remembered once
+        reached, never the waiting: an upstream task may complete at any moment.
+        """
+        if "_branch_map" in self.__dict__ or "_branch_map_ready" in self.__dict__:
+            return []
+        if self.is_branch():
+            return list(self.as_workflow().branch_map_waiting())
+        waiting = [task for task in flatten(self.branch_map_requires()) if not task.complete()]
+        if not waiting:
+            self._branch_map_ready = True
+        return waiting
+
+    def check_branch_map_ready(self) -> None:
+        waiting = self.branch_map_waiting()
+        if waiting:
+            names = ", ".join(str(task) for task in waiting[:3]) + (" ..." if len(waiting) > 3 else "")
+            raise BranchMapNotReadyError(
+                f"the branch map of {self.get_task_family()} is built from the outputs of {names}, which "
+                f"are not complete yet: run the workflow {self.get_task_family()} (it requires them) before "
+                f"asking for its branches")
 
     def create_branch_map(self) -> Mapping[int, Any] | Sequence[Any]:
         """Branch number -> payload (a list is numbered from 0). Must be overridden."""
@@ -144,6 +232,7 @@ class BaseWorkflow:
         if cached is None and self.is_branch():
             cached = self._branch_map = self.as_workflow().get_branch_map()
         if cached is None:
+            self.check_branch_map_ready()
             raw = self.create_branch_map()
             cached = dict(raw) if isinstance(raw, Mapping) else dict(enumerate(raw))
             if any(not isinstance(key, int) or key < 0 for key in cached):
@@ -171,9 +260,21 @@ class BaseWorkflow:
         values = {**self.param_kwargs, "branch": branch}
         if branch < 0 or self.is_branch():
             return type(self).from_param_values(values)
+        with self._providing_branch_map():
+            return type(self).from_param_values(values)
+
+    def new_branch(self, branch: int) -> Any:
+        """A freshly built branch task, not taken from (nor put into) Luigi's instance cache."""
+        cls = type(self)
+        values = cls.modify_param_values({**self.param_kwargs, "branch": branch})
+        with self._providing_branch_map():
+            return type.__call__(cls, **values)
+
+    @contextlib.contextmanager
+    def _providing_branch_map(self) -> Iterator[None]:
         _PROVIDED_MAPS.append((type(self), self.get_branch_map()))
         try:
-            return type(self).from_param_values(values)
+            yield
         finally:
             _PROVIDED_MAPS.pop()
 
@@ -197,29 +298,30 @@ class BaseWorkflow:
         return []
 
     def branch_views(self, numbers: Sequence[int]) -> Iterator[Any]:
-        """Objects standing for the given branches, good for calling ``output()``."""
+        """Stand-ins for the given branches, equal to the real branch tasks (see :mod:`pylaw.workflow.views`)."""
         if not numbers:
             return
-        if not self.light_branch_outputs:
-            yield from (self.as_branch(n) for n in numbers)
-            return
-        template = self.as_branch(numbers[0])
-        template.output()  # fills per-instance caches (store directory) that every view shares
-        branch_map = self.get_branch_map()
-        base = {k: v for k, v in template.__dict__.items() if k not in ("task_id", "_Task__hash")}
-        params = template.param_kwargs
-        cls = type(template)
-        for n in numbers:
-            view = object.__new__(cls)
-            view.__dict__.update(base)
-            view.branch, view.branch_data = n, branch_map[n]
-            view.param_kwargs = {**params, "branch": n}
-            yield view
+        views = BranchViews(self, numbers[0])
+        yield from map(views.view, numbers)
+
+    def branch_completeness(self) -> dict[int, bool]:
+        """Per selected branch, whether it is complete.
+
+        Its outputs exist (checked in bulk), or, when the class overrides ``complete()``,
+        whatever that says for the branch.
+        """
+        if user_overrides(type(self), ("complete",)):
+            numbers = self.branch_numbers()
+            return {n: bool(view.complete()) for n, view in zip(numbers, self.branch_views(numbers), strict=True)}
+        return self.workflow_output().existence()
 
     def workflow_output(self) -> TargetCollection:
         """The collection of branch outputs (one element per selected branch), cached."""
         collection = self.__dict__.get("_workflow_output")
         if collection is None:
+            waiting = self.branch_map_waiting()
+            if waiting:
+                return PendingCollection(waiting)  # not cached: the map may be ready next time
             numbers = self.branch_numbers()
             outputs = (view.output() for view in self.branch_views(numbers))
             collection = TargetCollection(dict(zip(numbers, outputs, strict=True)))

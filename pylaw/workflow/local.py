@@ -22,6 +22,7 @@ import luigi
 from luigi.task import flatten
 
 from pylaw.errors import BranchFailuresError
+from pylaw.luigi_private import running_worker_processes
 from pylaw.target.local import finish_directory_outputs
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 
@@ -58,7 +59,8 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def run(self) -> Iterator[Any]:
         task = self.task
-        todo = task.workflow_output().missing()
+        task.check_branch_map_ready()  # a pending (empty) output would make this a silent no-op
+        todo = [n for n, done in task.branch_completeness().items() if not done]
         branches = [task.as_branch(n) for n in todo]
         if branches and inspect.isgeneratorfunction(type(branches[0]).run):
             # branches with dynamic dependencies need Luigi's scheduler for each of them
@@ -88,7 +90,7 @@ class LocalWorkflowProxy(WorkflowProxy):
 
     def execute(self, branches: Sequence[Any]) -> dict[int, str]:
         """Run the branches; returns ``{branch: traceback}`` of the failed ones."""
-        workers = max(1, min(luigi.interface.core().workers, len(branches)))
+        workers = max(1, min(self.worker_count(), len(branches)))
         failures: dict[int, str] = {}
         progress = Progress(self.task, len(branches))
         for index, error in self.results(branches, workers):
@@ -98,6 +100,12 @@ class LocalWorkflowProxy(WorkflowProxy):
             progress.step(failed=error is not None)
         progress.report()
         return failures
+
+    @staticmethod
+    def worker_count() -> int:
+        """Branch processes: those of the Luigi worker running the workflow (``luigi.build(...,
+        workers=N)`` and ``--workers N`` alike), or ``[core] workers`` outside a worker."""
+        return running_worker_processes() or luigi.interface.core().workers
 
     @staticmethod
     def results(branches: Sequence[Any], workers: int) -> Iterator[tuple[int, str | None]]:

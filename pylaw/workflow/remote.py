@@ -51,16 +51,20 @@ class RemoteWorkflowProxy(WorkflowProxy):
 
     def requires(self) -> Any:
         task = self.task
-        if task.pilot or task.cancel_jobs or task.cleanup_jobs:
-            return []  # --pilot: each job runs the missing upstream tasks of its branches itself
-        return task.workflow_requires()
+        if task.cancel_jobs or task.cleanup_jobs:
+            return []
+        if task.pilot:  # each job runs the missing upstream tasks of its branches itself, but the
+            return task.branch_map_requires()  # map (which jobs to submit) is built here
+        return super().requires()
 
     def complete(self) -> bool:
         task = self.task
         if task.cancel_jobs or task.cleanup_jobs:
             return False  # the action must run
-        outputs = task.workflow_output()
-        return bool(outputs.count() >= required_branches(task, len(outputs)))
+        if task.branch_map_waiting():
+            return False  # no branches known yet (an empty collection would pass the count below)
+        completeness = task.branch_completeness()
+        return sum(completeness.values()) >= required_branches(task, len(completeness))
 
     def run(self) -> None:
         task = self.task
@@ -70,7 +74,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         poller = JobPoller(
             manager=task.remote_job_manager(), factory=task.remote_job_file_factory(),
             context=task.remote_job_context(), state=self.load_state(), branches=task.branch_numbers(),
-            existing=lambda: {b for b, ok in task.workflow_output().existence().items() if ok},
+            existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)
         outcome = poller.run()
         if outcome.succeeded is False:

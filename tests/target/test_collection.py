@@ -28,11 +28,47 @@ def test_nested_elements_exist_only_when_complete(tmp_path):
     assert collection.existence() == {"x": False, "y": True}
 
 
-def test_collection_is_one_target_for_luigi(tmp_path):
+def test_collection_behaves_like_its_container(tmp_path):
     from luigi.task import flatten
 
-    collection = pylaw.TargetCollection(make_files(tmp_path, 3, []))
-    assert flatten(collection) == [collection]
+    targets = make_files(tmp_path, 3, [])
+    collection = pylaw.TargetCollection({5: targets[0], 7: targets[1], 9: targets[2]})
+    assert list(collection) == targets and [t for t in collection] == targets
+    assert list(collection.keys()) == [5, 7, 9] and list(collection.values()) == targets
+    assert list(collection.items()) == list(zip([5, 7, 9], targets, strict=True))
+    assert len(collection) == 3 and collection[7] is targets[1] and collection.targets[9] is targets[2]
+    assert 7 in collection and 6 not in collection
+    assert flatten(collection) == targets
+    nested = pylaw.TargetCollection([{"a": targets[0]}, [targets[1], targets[2]]])
+    assert flatten(nested) == targets
+
+
+class Thresholded(pylaw.Task):
+    """A plain task whose output is a collection that counts as done at 2 of 3 files."""
+
+    def output(self):
+        return pylaw.TargetCollection([self.local_target(f"f{i}.txt") for i in range(3)], threshold=2)
+
+
+def test_task_complete_checks_a_collection_as_a_whole(monkeypatch):
+    task = Thresholded(version="v1")
+    files = list(task.output())
+    assert not task.complete()
+    files[0].touch()
+    assert not task.complete()
+    files[2].touch()
+    assert task.complete(), "the threshold of 2 is met; Luigi's per-target rule would say no"
+    calls = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: calls.append(p) or real_scandir(p))
+    assert task.complete() and len(calls) == 1, "one listing for the directory, not a stat per file"
+
+
+def test_task_without_outputs_is_never_complete():
+    class Nothing(pylaw.Task):
+        pass
+
+    assert not Nothing(version="v1").complete()
 
 
 def test_one_listing_per_directory(tmp_path, monkeypatch):

@@ -68,3 +68,124 @@ class Cube(pylaw.Task, LocalWorkflow, SlurmWorkflow):
     def run(self) -> None:
         square = self.input().load()["square"]
         self.output().dump({"cube": square * self.branch_data})
+
+
+def where() -> str:
+    """The Slurm job an output was written in ("" outside Slurm)."""
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+class FileList(pylaw.Task):
+    """Not a workflow: lists the "files" a dynamic branch map is built from."""
+
+    n = luigi.IntParameter(default=3)
+
+    def output(self):
+        return self.local_target("files.json")
+
+    def run(self) -> None:
+        self.output().dump([f"file{i}.root" for i in range(self.n)])
+
+
+class PerFile(pylaw.Task, LocalWorkflow, SlurmWorkflow):
+    """One branch per file that FileList lists: the map exists only once FileList ran."""
+
+    n = luigi.IntParameter(default=3)
+
+    def branch_map_requires(self):
+        return self.req(FileList)
+
+    def create_branch_map(self) -> list[str]:
+        return self.branch_map_input().load()
+
+    def output(self):
+        return self.local_target(f"per_{self.branch}.json")
+
+    def run(self) -> None:
+        self.output().dump({"file": self.branch_data, "slurm_job": where()})
+
+
+class LocalOnlyStage(pylaw.Task, LocalWorkflow):
+    """A workflow that cannot run on Slurm, upstream of one that can."""
+
+    n = luigi.IntParameter(default=3)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def output(self):
+        return self.local_target(f"local_{self.branch}.json")
+
+    def run(self) -> None:
+        self.output().dump({"value": self.branch_data + 10, "slurm_job": where()})
+
+
+class AfterLocal(pylaw.Task, LocalWorkflow, SlurmWorkflow):
+    n = luigi.IntParameter(default=3)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def workflow_requires(self):
+        return self.req(LocalOnlyStage)
+
+    def requires(self):
+        return self.req(LocalOnlyStage)
+
+    def output(self):
+        return self.local_target(f"after_{self.branch}.json")
+
+    def run(self) -> None:
+        self.output().dump({"value": self.input().load()["value"] * 2, "slurm_job": where()})
+
+
+class SumSquares(pylaw.Task):
+    """Not a workflow, at the root: ``--workflow slurm`` must reach Square through it."""
+
+    n = luigi.IntParameter(default=3)
+
+    def requires(self):
+        return self.req(Square)
+
+    def output(self):
+        return self.local_target("sum.json")
+
+    def run(self) -> None:
+        self.output().dump(sum(t.load()["square"] for t in self.input().values()))
+
+
+class SlurmOnlyStage(pylaw.Task, SlurmWorkflow):
+    """Stage 1 of a two-stage chain; its only type is slurm (so its default is slurm)."""
+
+    n = luigi.IntParameter(default=3)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def output(self):
+        return self.local_target(f"stage1_{self.branch}.json")
+
+    def run(self) -> None:
+        self.output().dump({"value": self.branch_data, "slurm_job": where()})
+
+
+class Stage2(pylaw.Task, LocalWorkflow, SlurmWorkflow):
+    """Stage 2: every branch needs the whole of stage 1 (a workflow requirement met in the job)."""
+
+    n = luigi.IntParameter(default=3)
+
+    def create_branch_map(self) -> list[int]:
+        return list(range(self.n))
+
+    def workflow_requires(self):
+        return self.req(SlurmOnlyStage)
+
+    def requires(self):
+        return self.req(SlurmOnlyStage, branch=-1)
+
+    def output(self):
+        return self.local_target(f"stage2_{self.branch}.json")
+
+    def run(self) -> None:
+        total = sum(t.load()["value"] for t in self.input().values())
+        self.output().dump({"value": total + self.branch_data, "slurm_job": where()})

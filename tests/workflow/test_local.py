@@ -1,11 +1,14 @@
 import os
+import subprocess
+import sys
+import time
 
 import luigi
 import pytest
 
 import pylaw
 from pylaw.errors import BranchError, BranchFailuresError, WorkflowChoiceError
-from tests.conftest import build
+from tests.conftest import ROOT, build, cli_env
 
 RUNS: list[tuple[str, int]] = []
 
@@ -146,9 +149,47 @@ def test_failed_workflow_is_reported_to_luigi():
     assert not build(Count(version="v1", fail=(1,)))
 
 
-def test_workers_run_branches_in_parallel_processes():
-    assert build(Count(version="v1", n=40), workers=2)
-    assert Count(version="v1", n=40).output().count() == 40
+class Pids(pylaw.Task, pylaw.LocalWorkflow):
+    """Each branch records the pid of the process that ran it (and takes a moment)."""
+
+    n = luigi.IntParameter(default=12)
+
+    def create_branch_map(self):
+        return list(range(self.n))
+
+    def output(self):
+        return self.local_target(f"pid_{self.branch}.json")
+
+    def run(self):
+        time.sleep(0.05)  # long enough that every pool worker gets branches
+        self.output().dump(os.getpid())
+
+
+def branch_pids(**kwargs) -> list[int]:
+    return [target.load() for target in Pids(version="v1", **kwargs).output().values()]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_luigi_build_workers_run_branches_in_parallel_processes(workers):
+    assert build(Pids(version="v1"), workers=workers)
+    pids = branch_pids()
+    assert len(set(pids)) == workers and os.getpid() not in pids
+
+
+def test_luigi_build_one_worker_runs_branches_in_this_process():
+    assert build(Pids(version="v1", n=4), workers=1)
+    assert set(branch_pids(n=4)) == {os.getpid()}
+
+
+def test_command_line_workers_run_branches_in_parallel_processes(tmp_path, monkeypatch):
+    (tmp_path / "luigi.cfg").write_text("[core]\nlog_level = WARNING\n")
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "pyl"), "Pids", "--module",
+                             "tests.workflow.test_local", "--version", "v1", "--workers", "2"],
+                            cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("PYLAW_STORE", str(tmp_path / "store"))
+    pids = branch_pids()
+    assert len(set(pids)) == 2
 
 
 def test_workflow_requires_upstream_then_branches_read_their_inputs():
@@ -207,3 +248,31 @@ def test_new_workflow_type_registers_without_touching_the_base():
 def test_branch_tasks_do_not_depend_on_workflow_choice_or_selection():
     a = Count(version="v1", branch=2, workflow="local", branches="0-5")
     assert a is Count(version="v1", branch=2)
+
+
+class Gather(pylaw.Task):
+    """Reads every branch output of Count by iterating over its collection."""
+
+    def requires(self):
+        return Count(version=self.version, n=4)
+
+    def output(self):
+        return self.local_target("gathered.json")
+
+    def run(self):
+        collection = self.input()
+        self.output().dump({"iterated": [t.load() for t in collection], "keys": list(collection.keys()),
+                            "len": len(collection), "third": collection[2].load()})
+
+
+def test_downstream_iterates_over_a_workflow_collection():
+    assert build(Gather(version="v1"))
+    assert Gather(version="v1").output().load() == {
+        "iterated": ["payload0", "payload1", "payload2", "payload3"], "keys": [0, 1, 2, 3], "len": 4,
+        "third": "payload2"}
+
+
+@pytest.mark.parametrize("branch", [-2, -5, -1000])
+def test_negative_branches_other_than_minus_one_are_refused(branch):
+    with pytest.raises(BranchError, match=rf"--branch {branch} is not a branch of Count: use -1"):
+        Count(version="v1", branch=branch)
