@@ -355,3 +355,12 @@ def test_workflow_branch_killed_alone_is_not_counted(tmp_path, isolated):
     listing = os.listdir(workflow.as_branch(0).output().parent.path)
     assert "d_1" in listing and ".pylaw-tmp-w-d_1" in listing  # one listing sees both, and is not confused
     assert build(workflow) and workflow.workflow_output().count() == 4
+
+
+def test_workflow_of_directories_with_forked_branch_processes(tmp_path):
+    workflow = DirBranches(version="v1")
+    assert luigi.build([workflow], local_scheduler=True, workers=2, log_level="WARNING")
+    assert workflow.complete() and workflow.workflow_output().count() == 4
+    for branch in range(4):
+        assert_one_version(workflow.as_branch(branch).output().path, {"abcd"[branch]})
+    assert no_leftovers(workflow.as_branch(0).output().parent.path)
