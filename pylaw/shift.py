@@ -118,7 +118,8 @@ class ShiftTask(Task):
     shifts: ClassVar[Iterable[str]] = frozenset()
     upstream: ClassVar[tuple[type, ...]] = ()
 
-    shift = luigi.Parameter(default=NOMINAL, description="systematic shift, e.g. jes_up; nominal by default")
+    shift = luigi.Parameter(default=NOMINAL, positional=False,  # a framework parameter (see pylaw.Task)
+                            description="systematic shift, e.g. jes_up; nominal by default")
 
     @classmethod
     def modify_param_values(cls, values: dict[str, Any]) -> dict[str, Any]:

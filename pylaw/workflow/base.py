@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
+from luigi.parameter import ParameterVisibility
 
 from pylaw.errors import BranchError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
@@ -56,12 +57,16 @@ class BaseWorkflow:
     #: compute branch outputs on views of one branch instance (turn off if __init__ is overridden)
     light_branch_outputs: ClassVar[bool] = True
 
-    branch = luigi.IntParameter(default=-1, description="branch number to run; -1: the whole workflow")
-    branches = RangeParameter(description="restrict the workflow to these branches, e.g. 0-9,15,20-")
+    # framework parameters: positional=False (see pylaw.Task), the insignificant ones hidden
+    branch = luigi.IntParameter(default=-1, positional=False,
+                                description="branch number to run; -1: the whole workflow")
+    branches = RangeParameter(positional=False,
+                              description="restrict the workflow to these branches, e.g. 0-9,15,20-")
     workflow = luigi.Parameter(
-        default="", significant=False,
+        default="", significant=False, positional=False, visibility=ParameterVisibility.HIDDEN,
         description="where the branches run (local, slurm, ...); default: local or the first type")
-    local = luigi.BoolParameter(default=False, significant=False, description="shorthand for --workflow local")
+    local = luigi.BoolParameter(default=False, significant=False, positional=False,
+                                visibility=ParameterVisibility.HIDDEN, description="shorthand for --workflow local")
 
     exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
 
