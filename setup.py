@@ -19,7 +19,9 @@ setup(
         "htcondor": ["htcondor"],
         "plot": ["matplotlib"],
         "test": ["pytest", "pytest-timeout", "numpy", "scipy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
-                 "cheroot"],
+                 "cheroot",
+                 # Luigi's own test suite (tests/luigi_compat) imports these
+                 "mock", "psutil", "hypothesis", "jsonschema"],
         "docs": ["sphinx"],
     },
     entry_points={"console_scripts": ["pylaw = pylaw.cli.main:entry_main", "pyl = pylaw.cli.main:entry_pyl"]},

@@ -1,18 +1,35 @@
-"""Every place where pylaw reads Luigi's private state, and why no public hook serves.
+"""The one place where pylaw reads Luigi's private attributes, each because no public hook exists.
 
-STYLE.md allows reading Luigi's internals only where Luigi offers no public way, and only
-here, so that a Luigi upgrade has one module to check:
+Luigi 3.x is the host (see STYLE.md): every access below is named here with why, so an
+upgrade of Luigi has one module to check.
 
-* :func:`running_worker_processes`: a task cannot ask Luigi how many processes its worker
-  runs. ``luigi.build(tasks, workers=N)`` passes N straight to the ``Worker`` object, not
-  to the ``[core] workers`` config that ``--workers`` sets; a local workflow that forks
-  its branch workers must honour both routes alike. The running ``luigi.worker.Worker``
-  is found on the call stack (it stays there in a forked task process too).
+``Register._Register__instance_cache``
+    Luigi's instance cache (``X(1) is X(1)``). Luigi exposes only ``clear_instance_cache()``
+    and ``disable_instance_cache()``; pylaw's :class:`~pylaw.task.TaskRegister` must look up
+    and fill the *same* dict (keyed exactly as ``Register.__call__`` keys it) after
+    :meth:`~pylaw.task.Task.modify_param_values` rewrote the values, and must see ``None``
+    when the cache is disabled.
+
+``luigi.worker.Worker.worker_processes`` (:func:`running_worker_processes`)
+    A task cannot ask Luigi how many processes its worker runs. ``luigi.build(tasks,
+    workers=N)`` passes N straight to the ``Worker`` object, not to the ``[core] workers``
+    config that ``--workers`` sets; a local workflow that forks its branch workers must
+    honour both routes alike. The running worker is found on the call stack (it stays
+    there in a forked task process too).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+
+def instance_cache(task_cls: type) -> dict[tuple, Any] | None:
+    """The instance cache ``Register.__call__`` would use for ``task_cls``; ``None`` while disabled.
+
+    Looked up through the metaclass, as Luigi does (``cls.__instance_cache``).
+    """
+    return getattr(type(task_cls), "_Register__instance_cache", None)
 
 
 def running_worker_processes() -> int | None:

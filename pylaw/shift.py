@@ -230,7 +230,8 @@ class ShiftTask(Task):
     upstream: ClassVar[tuple[type, ...] | None] = None
     _own_shifts: ClassVar[frozenset[str]] = frozenset()
 
-    shift = luigi.Parameter(default=NOMINAL, description="systematic shift, e.g. jes_up; nominal by default")
+    shift = luigi.Parameter(default=NOMINAL, positional=False,  # a framework parameter (see pylaw.Task)
+                            description="systematic shift, e.g. jes_up; nominal by default")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import ParameterVisibility
 from luigi.task import task_id_str
 from luigi.task_register import Register
 
-from pylaw import config
+from pylaw import config, luigi_private
 from pylaw.errors import PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
 from pylaw.target.collection import structure_exists
@@ -23,6 +24,8 @@ class TaskRegister(Register):
     Luigi returns the cached instance for equal parameter values; rewriting the values
     first (a shift nobody upstream implements becomes ``nominal``, ``--local`` becomes
     ``--workflow local``) makes two requests for the same work one instance, one task id.
+    Instances live in Luigi's own cache, so ``clear_instance_cache()`` and
+    ``disable_instance_cache()`` act on pylaw tasks as on any Luigi task.
     """
 
     def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:  # noqa: N805
@@ -34,9 +37,40 @@ class TaskRegister(Register):
             for klass in cls.__mro__:
                 merged.update(vars(klass).get(attr, ()))
             setattr(cls, attr, frozenset(merged))
+        if "_visible_in_registry" not in namespace:
+            # pylaw's base classes hide from Luigi's registry by name (``Task`` must stay
+            # luigi.Task); their subclasses are visible again, as every Luigi task is.
+            owner = next(k for k in cls.__mro__ if "_visible_in_registry" in vars(k))
+            if vars(owner).get("_hidden_base_class"):
+                cls._visible_in_registry = True
+
+    def __setattr__(cls, name: str, value: Any) -> None:  # noqa: N805
+        if isinstance(value, luigi.Parameter) or isinstance(vars(cls).get(name), luigi.Parameter):
+            cls._forget_params()
+        super().__setattr__(name, value)
+
+    def __delattr__(cls, name: str) -> None:  # noqa: N805
+        if isinstance(vars(cls).get(name), luigi.Parameter):
+            cls._forget_params()
+        super().__delattr__(name)
+
+    def _forget_params(cls) -> None:  # noqa: N805
+        """Drop the cached :meth:`Task.get_params` of ``cls`` and every subclass (they inherit it)."""
+        pending: list[type] = [cls]
+        while pending:
+            klass = pending.pop()
+            if "_cached_params" in vars(klass):
+                type.__delattr__(klass, "_cached_params")
+            pending.extend(klass.__subclasses__())
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        return cls.from_param_values(dict(cls.get_param_values(cls.get_params(), args, kwargs)))  # type: ignore
+        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))  # type: ignore[attr-defined]
+        modified = cls.modify_param_values(dict(values))  # type: ignore[attr-defined]
+        if modified == values:
+            # __init__ receives what the caller passed, as with plain Luigi (a task's own
+            # narrower __init__ may rely on it); the hook's rewrites are passed as keywords.
+            return cls._cached_instance(modified, args, kwargs)
+        return cls._cached_instance(modified, (), modified)
 
     def from_param_values(cls, values: dict[str, Any]) -> Any:  # noqa: N805
         """The (cached) instance for a *complete* dict of *normalised* parameter values.
@@ -45,19 +79,36 @@ class TaskRegister(Register):
         changed, as workflows do for each of their branches.
         """
         values = cls.modify_param_values(values)  # type: ignore[attr-defined]
-        # Luigi's own cache, keyed exactly as Register.__call__ keys it; looking it up here
-        # saves Register a second parse of every parameter (thousands of branches).
-        cache = getattr(Register, "_Register__instance_cache", None)
-        key = (cls, tuple(values.items()))
+        return cls._cached_instance(values, (), values)
+
+    def _cached_instance(cls, values: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> Any:  # noqa: N805
+        """Luigi's cached instance for ``values``, keyed as ``Register.__call__`` keys it."""
+        cache = luigi_private.instance_cache(cls)
         if cache is None:
-            return type.__call__(cls, **values)
+            return type.__call__(cls, *args, **kwargs)
+        key = (cls, tuple(values.items()))
         try:
             instance = cache.get(key)
         except TypeError:  # unhashable values: Luigi does not cache those either
-            return type.__call__(cls, **values)
+            return type.__call__(cls, *args, **kwargs)
         if instance is None:
-            instance = cache[key] = type.__call__(cls, **values)
+            instance = cache[key] = type.__call__(cls, *args, **kwargs)
         return instance
+
+    # Luigi's versions set the attribute on the class they are called on: called on a pylaw
+    # class they would create a second cache on this metaclass that nothing reads.
+    @classmethod
+    def clear_instance_cache(cls) -> None:
+        """Clear Luigi's instance cache (shared by all tasks, whichever class it is called on)."""
+        Register.clear_instance_cache()
+
+    @classmethod
+    def disable_instance_cache(cls) -> None:
+        """Disable Luigi's instance cache (shared by all tasks, whichever class it is called on)."""
+        Register.disable_instance_cache()
+
+
+HIDDEN = ParameterVisibility.HIDDEN
 
 
 #: > 0 while req() builds a requirement with values passed on from the requiring task
@@ -95,24 +146,38 @@ class Task(luigi.Task, metaclass=TaskRegister):
     and the :meth:`modify_param_values` hook.
     """
 
-    version = luigi.Parameter(description="analysis version; part of every output path")
+    _visible_in_registry = False  # the name "Task" resolves to luigi.Task; subclasses are visible
+    _hidden_base_class = True
+
+    # Framework parameters are positional=False, so the user's parameters keep Luigi's
+    # positional order (MyTask(date)); the insignificant ones are hidden from the
+    # visualiser's display names (Luigi's ParameterVisibility.HIDDEN keeps them out of
+    # the display only: they are still sent to the scheduler, never part of the task id).
+    version = luigi.Parameter(positional=False, description="analysis version; part of every output path")
 
     print_deps = luigi.OptionalIntParameter(
-        default=None, significant=False, description="print the dependency tree down to DEPTH (-1: all)")
+        default=None, significant=False, positional=False, visibility=HIDDEN,
+        description="print the dependency tree down to DEPTH (-1: all)")
     print_status = luigi.OptionalIntParameter(
-        default=None, significant=False, description="print output status down to DEPTH (-1: all)")
+        default=None, significant=False, positional=False, visibility=HIDDEN,
+        description="print output status down to DEPTH (-1: all)")
     print_output = luigi.OptionalIntParameter(
-        default=None, significant=False, description="print output locations down to DEPTH (-1: all)")
+        default=None, significant=False, positional=False, visibility=HIDDEN,
+        description="print output locations down to DEPTH (-1: all)")
     remove_output = luigi.OptionalIntParameter(
-        default=None, significant=False, description="remove outputs down to DEPTH, asking first")
+        default=None, significant=False, positional=False, visibility=HIDDEN,
+        description="remove outputs down to DEPTH, asking first")
     fetch_output = luigi.OptionalIntParameter(
-        default=None, significant=False, description="copy outputs down to DEPTH into --fetch-dir")
-    fetch_dir = luigi.Parameter(default=".", significant=False, description="target of --fetch-output")
-    yes = luigi.BoolParameter(default=False, significant=False, description="answer yes to questions")
+        default=None, significant=False, positional=False, visibility=HIDDEN,
+        description="copy outputs down to DEPTH into --fetch-dir")
+    fetch_dir = luigi.Parameter(default=".", significant=False, positional=False, visibility=HIDDEN,
+                                description="target of --fetch-output")
+    yes = luigi.BoolParameter(default=False, significant=False, positional=False, visibility=HIDDEN,
+                              description="answer yes to questions")
     # On every task, not only on workflows: a task that is no workflow carries the choice to
     # the workflows it requires (req() passes it on like any shared parameter).
     workflow = luigi.Parameter(
-        default="", significant=False, positional=False,
+        default="", significant=False, positional=False, visibility=HIDDEN,
         description="where workflows run (local, slurm, ...): this workflow, and the required ones that "
                     "support it; default: local, or a workflow's first type")
 
@@ -160,12 +225,14 @@ class Task(luigi.Task, metaclass=TaskRegister):
         """Luigi's parameter list, computed once per class.
 
         Luigi scans ``dir(cls)`` on every call, several times per instantiation; with
-        thousands of branches that scan dominated the run time.
+        thousands of branches that scan dominated the run time. Attaching a parameter to
+        a pylaw class later (``setattr``, ``luigi.util.inherits``) drops the cached lists of
+        that class and its subclasses (see :class:`TaskRegister`).
         """
         cached = cls.__dict__.get("_cached_params")
         if cached is None:
             cached = super().get_params()
-            cls._cached_params = cached  # type: ignore[attr-defined]
+            type.__setattr__(cls, "_cached_params", cached)
         return list(cached)
 
     def setup_instance(self) -> None:

@@ -26,6 +26,9 @@ step "virtual environment $venv"
 bash tests/services/install_remote.sh "$venv"
 bash tests/services/install_slurm.sh
 
+step "Luigi's own test suite (sdist of the installed luigi, cached in .luigi-compat/)"
+"$venv/bin/python" -m tests.luigi_compat.fetch
+
 step "ruff"
 "$venv/bin/ruff" check pylaw tests examples benchmarks
 step "mypy"

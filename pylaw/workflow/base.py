@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
+from luigi.parameter import ParameterVisibility
 from luigi.task import flatten, getpaths
 
 from pylaw.errors import BranchError, BranchMapNotReadyError, WorkflowChoiceError
@@ -85,9 +86,13 @@ class BaseWorkflow:
     #: False: build real branch tasks for outputs and completeness even where exact views are possible
     light_branch_outputs: ClassVar[bool] = True
 
-    branch = luigi.IntParameter(default=-1, description="branch number to run; -1: the whole workflow")
-    branches = RangeParameter(description="restrict the workflow to these branches, e.g. 0-9,15,20-")
-    local = luigi.BoolParameter(default=False, significant=False, description="shorthand for --workflow local")
+    # framework parameters: positional=False (see pylaw.Task), the insignificant ones hidden
+    branch = luigi.IntParameter(default=-1, positional=False,
+                                description="branch number to run; -1: the whole workflow")
+    branches = RangeParameter(positional=False,
+                              description="restrict the workflow to these branches, e.g. 0-9,15,20-")
+    local = luigi.BoolParameter(default=False, significant=False, positional=False,
+                                visibility=ParameterVisibility.HIDDEN, description="shorthand for --workflow local")
 
     exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
 

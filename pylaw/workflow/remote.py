@@ -28,6 +28,8 @@ from pylaw.parameter import DurationParameter
 from pylaw.target.local import LocalFileTarget
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 
+HIDDEN = ParameterVisibility.HIDDEN  # framework parameters stay out of the visualiser's display names
+
 #: parameters that configure the submission, never passed on to the branch tasks in jobs
 REMOTE_PARAMS = frozenset({
     "tasks_per_job", "parallel_jobs", "retries", "tolerance", "acceptance", "poll_interval", "walltime",
@@ -155,31 +157,44 @@ class BaseRemoteWorkflow(BaseWorkflow):
 
     workflow_proxy_cls: ClassVar[type[WorkflowProxy]] = RemoteWorkflowProxy
 
-    tasks_per_job = luigi.IntParameter(default=1, significant=False, description="branches per job")
+    # framework parameters: positional=False (see pylaw.Task), hidden from display names
+    tasks_per_job = luigi.IntParameter(default=1, significant=False, positional=False, visibility=HIDDEN,
+                                       description="branches per job")
     parallel_jobs = luigi.IntParameter(
-        default=0, significant=False, description="maximum jobs in the batch system at once; 0: no limit")
-    retries = luigi.IntParameter(default=1, significant=False, description="resubmissions of a failed job")
+        default=0, significant=False, positional=False, visibility=HIDDEN,
+        description="maximum jobs in the batch system at once; 0: no limit")
+    retries = luigi.IntParameter(default=1, significant=False, positional=False, visibility=HIDDEN,
+                                 description="resubmissions of a failed job")
     tolerance = luigi.FloatParameter(
-        default=0.0, significant=False,
+        default=0.0, significant=False, positional=False, visibility=HIDDEN,
         description="branches that may fail for the workflow to be done: a fraction if < 1, else a count")
     acceptance = luigi.FloatParameter(
-        default=1.0, significant=False,
+        default=1.0, significant=False, positional=False, visibility=HIDDEN,
         description="branches that must succeed to stop early: a fraction if <= 1, else a count")
-    poll_interval = DurationParameter(default="30s", significant=False, description="time between polls")
-    walltime = DurationParameter(default="0", significant=False, description="per-job time limit; 0: default")
+    poll_interval = DurationParameter(default="30s", significant=False, positional=False, visibility=HIDDEN,
+                                      description="time between polls")
+    walltime = DurationParameter(default="0", significant=False, positional=False, visibility=HIDDEN,
+                                 description="per-job time limit; 0: default")
     max_polling_time = DurationParameter(
-        default="2d", significant=False, description="stop polling after this time; 0: never")
-    no_poll = luigi.BoolParameter(default=False, significant=False, description="submit and return")
-    cancel_jobs = luigi.BoolParameter(default=False, significant=False, description="cancel submitted jobs")
+        default="2d", significant=False, positional=False, visibility=HIDDEN,
+        description="stop polling after this time; 0: never")
+    no_poll = luigi.BoolParameter(default=False, significant=False, positional=False, visibility=HIDDEN,
+                                  description="submit and return")
+    cancel_jobs = luigi.BoolParameter(default=False, significant=False, positional=False, visibility=HIDDEN,
+                                      description="cancel submitted jobs")
     cleanup_jobs = luigi.BoolParameter(
-        default=False, significant=False, description="remove job files, logs and the submission state")
+        default=False, significant=False, positional=False, visibility=HIDDEN,
+        description="remove job files, logs and the submission state")
     ignore_submission = luigi.BoolParameter(
-        default=False, significant=False, description="do not reattach to jobs of an earlier run")
+        default=False, significant=False, positional=False, visibility=HIDDEN,
+        description="do not reattach to jobs of an earlier run")
     transfer_logs = luigi.BoolParameter(
-        default=True, significant=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        default=True, significant=False, positional=False, visibility=HIDDEN,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         description="keep one log per branch and attempt next to the job files")
     pilot = luigi.BoolParameter(
-        default=False, significant=False, description="do not require upstream workflows; jobs run them")
+        default=False, significant=False, positional=False, visibility=HIDDEN,
+        description="do not require upstream workflows; jobs run them")
 
     # -- hooks for backends ----------------------------------------------------------
 
