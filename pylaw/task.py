@@ -128,6 +128,48 @@ INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_outp
 _interactive_enabled = False
 
 
+class actions(luigi.Config):  # noqa: N801 - the class name is the config section name
+    """The interactive actions: global options of the command line, not task parameters.
+
+    ``use_cmdline_section = False`` is Luigi's public way (its ``[core]`` options use it)
+    to accept ``--print-status 1`` without a section prefix, after any task, through
+    ``pyl`` and ``luigi --module`` alike. As parameters of every task their names alone
+    (71 characters) made Luigi's execution summary print each pylaw task as ``Family(...)``.
+    """
+
+    use_cmdline_section = False
+
+    print_deps = luigi.OptionalIntParameter(
+        default=None, description="print the dependency tree down to DEPTH (-1: all)")
+    print_status = luigi.OptionalIntParameter(default=None, description="print output status down to DEPTH (-1: all)")
+    print_output = luigi.OptionalIntParameter(
+        default=None, description="print output locations down to DEPTH (-1: all)")
+    remove_output = luigi.OptionalIntParameter(default=None, description="remove outputs down to DEPTH, asking first")
+    fetch_output = luigi.OptionalIntParameter(default=None, description="copy outputs down to DEPTH into --fetch-dir")
+    fetch_dir = luigi.Parameter(default=".", description="target of --fetch-output")
+    yes = luigi.BoolParameter(default=False, description="answer yes to questions")
+
+
+_requested: tuple[Any, tuple[str, int] | None] = (None, None)
+
+
+def requested_action() -> tuple[str, int] | None:
+    """The interactive action on the command line being parsed, as ``(name, depth)``; else None.
+
+    Read once per command line (every task instance asks, branches included).
+    """
+    global _requested
+    parser = CmdlineParser.get_instance()
+    if parser is None:
+        return None
+    if _requested[0] is not parser:
+        options = actions()
+        found = next(((name, getattr(options, name)) for name in INTERACTIVE_PARAMS
+                      if getattr(options, name) is not None), None)
+        _requested = (parser, found)
+    return _requested[1]
+
+
 def enable_interactive_actions() -> None:
     """Called by pylaw's command line, which performs the actions instead of running tasks."""
     global _interactive_enabled
@@ -155,25 +197,6 @@ class Task(luigi.Task, metaclass=TaskRegister):
     # the display only: they are still sent to the scheduler, never part of the task id).
     version = luigi.Parameter(positional=False, description="analysis version; part of every output path")
 
-    print_deps = luigi.OptionalIntParameter(
-        default=None, significant=False, positional=False, visibility=HIDDEN,
-        description="print the dependency tree down to DEPTH (-1: all)")
-    print_status = luigi.OptionalIntParameter(
-        default=None, significant=False, positional=False, visibility=HIDDEN,
-        description="print output status down to DEPTH (-1: all)")
-    print_output = luigi.OptionalIntParameter(
-        default=None, significant=False, positional=False, visibility=HIDDEN,
-        description="print output locations down to DEPTH (-1: all)")
-    remove_output = luigi.OptionalIntParameter(
-        default=None, significant=False, positional=False, visibility=HIDDEN,
-        description="remove outputs down to DEPTH, asking first")
-    fetch_output = luigi.OptionalIntParameter(
-        default=None, significant=False, positional=False, visibility=HIDDEN,
-        description="copy outputs down to DEPTH into --fetch-dir")
-    fetch_dir = luigi.Parameter(default=".", significant=False, positional=False, visibility=HIDDEN,
-                                description="target of --fetch-output")
-    yes = luigi.BoolParameter(default=False, significant=False, positional=False, visibility=HIDDEN,
-                              description="answer yes to questions")
     # On every task, not only on workflows: a task that is no workflow carries the choice to
     # the workflows it requires (req() passes it on like any shared parameter).
     workflow = luigi.Parameter(
@@ -182,7 +205,7 @@ class Task(luigi.Task, metaclass=TaskRegister):
                     "support it; default: local, or a workflow's first type")
 
     #: parameters that req() never passes on
-    exclude_params_req: ClassVar[frozenset[str]] = frozenset({*INTERACTIVE_PARAMS, "fetch_dir", "yes"})
+    exclude_params_req: ClassVar[frozenset[str]] = frozenset()
     #: parameters left out of the store path (besides version and insignificant ones)
     exclude_params_store: ClassVar[frozenset[str]] = frozenset()
 
@@ -307,11 +330,7 @@ class Task(luigi.Task, metaclass=TaskRegister):
 
     def interactive_action(self) -> tuple[str, int] | None:
         """The interactive action requested on the command line, as ``(name, depth)``."""
-        for name in INTERACTIVE_PARAMS:
-            depth = getattr(self, name)
-            if depth is not None:
-                return name, depth
-        return None
+        return requested_action()
 
 
 guard_directory_outputs(Task)  # directory outputs are "missing" until their task has finished

@@ -39,9 +39,9 @@ class Rewriting(pylaw.Task):
 
 
 def test_req_passes_shared_parameters_and_overrides():
-    down = Downstream(version="v3", dataset="ttbar", print_status=1)
+    down = Downstream(version="v3", dataset="ttbar")
     up = down.requires()
-    assert (up.version, up.dataset, up.print_status) == ("v3", "ttbar", None)
+    assert (up.version, up.dataset) == ("v3", "ttbar")
     assert down.req(Upstream, dataset="dy").dataset == "dy"
 
 

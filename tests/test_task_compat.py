@@ -62,7 +62,6 @@ def test_user_parameters_are_positional():
     assert task.date == datetime.date(2024, 5, 1)
     a, b = WithDefault("ttbar", 2, version="v1"), WithDefault("zz", version="v1")
     assert (a.dataset, a.extra, b.dataset, b.extra) == ("ttbar", 2, "zz", 1)
-    assert a.print_deps is None and b.print_deps is None
     assert len({a.task_id, b.task_id, WithDefault(version="v1").task_id}) == 3
     assert LocalWf("s1", version="v1").sample == "s1"
     assert Shifted("s1", version="v1").sample == "s1"
@@ -83,7 +82,20 @@ def test_display_names_show_user_parameters_version_and_identity_only():
     remote = RemoteWf("s", version="v1").to_str_params(only_public=True)
     assert set(remote) == {"sample", "version", "branch", "branches"}
     # hidden parameters still reach the scheduler
-    assert "print_status" in WithDefault(version="v1").to_str_params()
+    assert "workflow" in WithDefault(version="v1").to_str_params()
+
+
+def test_execution_summary_shows_the_user_parameters():
+    result = luigi.build([WithDefault("ttbar", 2, version="v1")], local_scheduler=True, detailed_summary=True,
+                         log_level="ERROR")
+    assert "WithDefault(version=v1, dataset=ttbar, extra=2)" in result.summary_text, result.summary_text
+    assert "WithDefault(...)" not in result.summary_text
+
+
+def test_interactive_actions_are_no_task_parameters():
+    names = {name for name, _ in WithDefault.get_params()}
+    assert not names & {"print_deps", "print_status", "print_output", "remove_output", "fetch_output", "fetch_dir",
+                        "yes"}
 
 
 def test_init_receives_the_callers_arguments():

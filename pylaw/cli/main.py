@@ -19,7 +19,7 @@ from pylaw import config, interactive
 from pylaw.cli.index import build_index, find_module, read_index
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import PylawError
-from pylaw.task import enable_interactive_actions
+from pylaw.task import actions, enable_interactive_actions
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
@@ -63,10 +63,10 @@ def run_interactive(task: luigi.Task) -> bool:
     elif name == "print_output":
         interactive.print_output(task, depth, out)
     elif name == "remove_output":
-        yes = bool(getattr(task, "yes", False))
+        yes = bool(actions().yes)
         interactive.remove_output(task, depth, out, confirm=(lambda q: True) if yes else _confirm)
     elif name == "fetch_output":
-        interactive.fetch_output(task, depth, str(getattr(task, "fetch_dir", ".")), out)
+        interactive.fetch_output(task, depth, str(actions().fetch_dir), out)
     return True
 
 

@@ -37,8 +37,7 @@ REMOTE_PARAMS = frozenset({
     "pilot",
 })
 #: workflow-level and interactive parameters, also not passed on
-CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "print_deps", "print_status",
-                            "print_output", "remove_output", "fetch_output", "fetch_dir", "yes"})
+CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local"})
 
 
 class job(luigi.Config):  # noqa: N801 - the class name is the config section name
