@@ -85,7 +85,7 @@ def _top_level(output: Any) -> list[Any]:
 
 
 def _collection_location(collection: TargetCollection) -> str:
-    directories = sorted({os.path.dirname(getattr(leaf, "path", "")) for leaf in iter_leaves(collection)})
+    directories = sorted({str(getattr(leaf, "path", "")).rpartition("/")[0] or "/" for leaf in iter_leaves(collection)})
     if len(directories) == 1:
         return directories[0]
     return f"{len(directories)} directories, e.g. {directories[0]}" if directories else "nowhere"

@@ -35,7 +35,7 @@ def sanitize_part(value: object) -> str:
         part = "_" + part
     part = part or "_"
     encoded = part.encode("utf-8", "surrogateescape")
-    if part == text and len(encoded) <= MAX_PART_BYTES and not _DIGESTED.search(part):
+    if part == text and len(encoded) <= MAX_PART_BYTES and ("-" not in part or not _DIGESTED.search(part)):
         return part
     digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:DIGEST_CHARS]
     stem, extension = os.path.splitext(part)
