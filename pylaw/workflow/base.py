@@ -19,13 +19,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
-from luigi.parameter import ParameterVisibility
 from luigi.task import flatten, getpaths
 
 from pylaw.errors import BranchError, BranchMapNotReadyError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
 from pylaw.target.collection import PendingCollection, TargetCollection
-from pylaw.task import passing_on
+from pylaw.task import HIDDEN, passing_on
 from pylaw.workflow.views import BranchViews, user_overrides
 
 logger = logging.getLogger("pylaw.workflow")
@@ -92,7 +91,7 @@ class BaseWorkflow:
     branches = RangeParameter(positional=False,
                               description="restrict the workflow to these branches, e.g. 0-9,15,20-")
     local = luigi.BoolParameter(default=False, significant=False, positional=False,
-                                visibility=ParameterVisibility.HIDDEN, description="shorthand for --workflow local")
+                                visibility=HIDDEN, description="shorthand for --workflow local")
 
     exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
 

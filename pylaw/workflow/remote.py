@@ -26,9 +26,8 @@ from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_co
 from pylaw.job.state import RecordStatus, SubmissionState
 from pylaw.parameter import DurationParameter
 from pylaw.target.local import LocalFileTarget
+from pylaw.task import HIDDEN
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
-
-HIDDEN = ParameterVisibility.HIDDEN  # framework parameters stay out of the visualiser's display names
 
 #: parameters that configure the submission, never passed on to the branch tasks in jobs
 REMOTE_PARAMS = frozenset({
