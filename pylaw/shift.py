@@ -249,7 +249,7 @@ class ShiftTask(Task):
         return values
 
     def req(self, cls: type[luigi.Task], **overrides: Any) -> Any:
-        """Like :meth:`Task.req`; with ``upstream`` declared, checks that ``cls`` is in it.
+        """Like :meth:`pylaw.Task.req`; with ``upstream`` declared, checks that ``cls`` is in it.
 
         A requirement left out of an explicit ``upstream`` would hide its shifts from this
         task: the variation would silently fall back to nominal here.

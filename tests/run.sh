@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh Debian 12 machine (as root), then runs
-# it all: ruff, mypy, the Sphinx docs with -W, and pytest against real services
-# (Slurm, XRootD, WebDAV via gfal2, luigid). Used by CI (.ci/run) and by developers.
+# it all: ruff, mypy, the Sphinx docs with -n -W (nitpicky: every cross-reference must
+# resolve; warnings are errors), and pytest against real services (Slurm, XRootD, WebDAV
+# via gfal2, luigid). Used by CI (.ci/run) and by developers.
 #   ./tests/run.sh            everything
 #   ./tests/run.sh -k slurm   extra arguments go to pytest
 set -euo pipefail
@@ -33,8 +34,8 @@ step "ruff"
 "$venv/bin/ruff" check pylaw tests examples benchmarks
 step "mypy"
 "$venv/bin/mypy" pylaw
-step "docs (sphinx -W)"
-"$venv/bin/sphinx-build" -q -W -b html docs docs/_build/html
+step "docs (sphinx -n -W: nitpicky, every reference must resolve)"
+"$venv/bin/sphinx-build" -q -n -W -b html docs docs/_build/html
 step "pytest"
 export PYLAW_REQUIRE_SERVICES=1   # a service that does not come up fails the run instead of skipping
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

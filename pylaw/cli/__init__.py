@@ -1,0 +1,1 @@
+"""The ``pylaw`` and ``pyl`` command lines (:mod:`pylaw.cli.main`)."""

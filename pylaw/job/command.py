@@ -1,6 +1,6 @@
 """The one seam through which pylaw calls a batch system's command line.
 
-Job managers never call :mod:`subprocess` themselves: they hand an argv list to a
+Job managers never call ``subprocess`` themselves: they hand an argv list to a
 :class:`CommandRunner`. That gives one place for timeouts, for error messages that name
 the command, and for counting calls (the benchmark reads ``calls``); tests can pass a
 double with the same ``run()`` signature where a real command cannot exist.

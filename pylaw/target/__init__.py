@@ -1,0 +1,1 @@
+"""Targets: local files and directories, collections, formatters, and remote storage (:mod:`pylaw.target.remote`)."""

@@ -50,7 +50,8 @@ class FileSystemTarget(luigi.target.Target, abc.ABC):
         """The directory that contains this target."""
 
     @abc.abstractmethod
-    def exists(self) -> bool: ...
+    def exists(self) -> bool:
+        """Whether the file or directory is there."""
 
     @abc.abstractmethod
     def remove(self, silent: bool = True) -> bool:

@@ -154,6 +154,7 @@ class TargetCollection(luigi.target.Target):
         return [key for key, flag in self.existence().items() if not flag]
 
     def exists(self, threshold: float | int | None = None) -> bool:
+        """Whether enough leaves exist: ``threshold`` (a fraction or a count) or the collection's own."""
         return self.count() >= self.required_count(threshold)
 
     def remove(self) -> int:
@@ -189,4 +190,5 @@ class PendingCollection(TargetCollection):
         return f"{type(self).__name__}(waiting for {len(self.waiting_for)} tasks)"
 
     def exists(self, threshold: float | int | None = None) -> bool:
+        """Never: the branches it will hold are not known yet."""
         return False  # an empty collection would "exist"; the branches are not even known

@@ -119,6 +119,7 @@ class LocalTargetMixin:
         return LocalDirectoryTarget.from_normalized(os.path.dirname(self.path))
 
     def exists(self) -> bool:
+        """Whether the file is there: one ``stat`` call."""
         return os.path.exists(self.path)
 
     def sibling_listing_key(self) -> Hashable:
@@ -199,6 +200,7 @@ class LocalDirectoryTarget(LocalTargetMixin, DirectoryTarget):
     """
 
     def exists(self) -> bool:
+        """Whether the directory is there and complete: no guard marker beside it (a writer runs or died)."""
         return os.path.isdir(self.path) and not os.path.exists(dirstage.marker_path(self.path))
 
     def exists_in_listing(self, names: set[str]) -> bool:

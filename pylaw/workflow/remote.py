@@ -58,6 +58,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         return super().requires()
 
     def complete(self) -> bool:
+        """Enough branch outputs exist (``--tolerance``, ``--acceptance``); never while asked to cancel or clean up."""
         task = self.task
         if task.cancel_jobs or task.cleanup_jobs:
             return False  # the action must run

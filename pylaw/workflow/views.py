@@ -5,7 +5,7 @@ task-id hashing and the instance cache cost tens of microseconds each). A *view*
 instance of the branch class made without running its constructor: it gets the state a
 real branch would have, copied from one freshly built branch (the *template*), with the
 entries that differ per branch replaced: ``branch``, ``branch_data``, ``param_kwargs``.
-Its ``task_id`` is computed on first use (see :attr:`pylaw.Task.task_id`).
+Its ``task_id`` (Luigi's attribute) is computed on first use.
 
 That is exact only when construction depends on nothing else, which is decided per class
 from the hooks it overrides (every class outside pylaw and Luigi counts as the user's):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pylaw.target.remote.transfer import TransferResult
 
 logger = logging.getLogger(__name__)
+#: the result of an operation that :meth:`RemoteFileSystem.run` retries
 T = TypeVar("T")
 
 

@@ -157,6 +157,7 @@ class RemoteFileTarget(RemoteTargetMixin, FileTarget):
     """A file on a storage element: ``RemoteFileTarget("a/b.json", fs="dcache")``."""
 
     def exists(self) -> bool:
+        """Whether the remote file is there (a ``stat`` on the storage element, with retries)."""
         return self.fs.exists(self.path)
 
     def remove(self, silent: bool = True) -> bool:
@@ -239,6 +240,7 @@ class RemoteDirectoryTarget(RemoteTargetMixin, DirectoryTarget):
     """A directory on a storage element."""
 
     def exists(self) -> bool:
+        """Whether the remote directory is there."""
         return self.fs.isdir(self.path)
 
     def child(self, name: str, type: str = "f") -> FileSystemTarget:
