@@ -65,3 +65,4 @@ def configured_modules() -> list[str]:
 def index_path() -> str:
     """Absolute path of the task index file: ``$PYLAW_INDEX`` or ``[pylaw] index_file``."""
     return os.path.abspath(os.environ.get(INDEX_ENV) or section().index_file)
+

@@ -5,6 +5,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
 
     PylawError
     ├── ConfigError                (ValueError)   malformed or missing configuration
+    ├── UsageError                 (ValueError)   a command line pylaw cannot run as given
     ├── ParameterValueError        (ValueError)   a parameter value that cannot be parsed
     ├── PathEscapeError            (ValueError)   a path that would leave its store
     ├── BranchError                (IndexError)   a branch number outside the branch map
@@ -51,6 +52,10 @@ class PylawError(Exception):
 
 class ConfigError(PylawError, ValueError):
     """The configuration is malformed or lacks a required key."""
+
+
+class UsageError(PylawError, ValueError):
+    """A command line that names an unknown option, a bad value or contradicting options."""
 
 
 class ParameterValueError(PylawError, ValueError):

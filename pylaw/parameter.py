@@ -7,6 +7,7 @@ raises :class:`~pylaw.errors.ParameterValueError` naming the parameter.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -197,6 +198,8 @@ class DurationParameter(NamedParameterMixin, luigi.Parameter):
         if isinstance(x, str):
             return self.parse(x)
         seconds = float(x)
+        if not math.isfinite(seconds):
+            raise self._invalid(x, "a duration must be finite")
         if seconds < 0:
             raise self._invalid(x, "durations cannot be negative")
         return seconds

@@ -74,7 +74,7 @@ def test_duration_serialize_roundtrip():
     assert Params.timeout.parse(Params.timeout.serialize(5430)) == 5430
 
 
-@pytest.mark.parametrize("text", ["abc", "1h30x", "-5", "h"])
+@pytest.mark.parametrize("text", ["abc", "1h30x", "-5", "h", "inf", "nan", "-inf", "1e400"])
 def test_bad_durations(text):
     with pytest.raises(ParameterValueError, match="--timeout"):
         Params.timeout.parse(text)

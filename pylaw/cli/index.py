@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import traceback
 from collections.abc import Iterable
 
 import luigi
@@ -20,15 +21,32 @@ from pylaw.errors import ConfigError, TaskNotFoundError
 from pylaw.target.local import LocalFileTarget
 
 
+def import_task_module(name: str) -> None:
+    """Import an analysis module; a broken one is a :class:`ConfigError` that says where and why."""
+    try:
+        importlib.import_module(name)
+    except SyntaxError as exc:
+        line = f"\n    {exc.text.rstrip()}" if exc.text else ""
+        raise ConfigError(f"syntax error in task module {name!r} at {exc.filename}:{exc.lineno}: "
+                          f"{exc.msg}{line}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name != name and not name.startswith(f"{exc.name}."):
+            raise ConfigError(f"task module {name!r} imports {exc.name!r}, which is not installed") from None
+        raise ConfigError(f"cannot import task module {name!r}: no such module; check [pylaw] modules "
+                          f"or --module and PYTHONPATH") from None
+    except ImportError as exc:
+        raise ConfigError(f"cannot import task module {name!r}: {exc}") from None
+    except Exception as exc:  # the module's own code failed while importing
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise ConfigError(f"importing task module {name!r} failed at {frame.filename}:{frame.lineno}: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+
 def collect_tasks(modules: Iterable[str]) -> dict[str, str]:
     """Import ``modules`` and map every task family defined in them to its module."""
     names = list(modules)
     for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import task module {name!r}: {exc}; check [pylaw] modules "
-                              f"or --module and PYTHONPATH") from exc
+        import_task_module(name)
     found: dict[str, str] = {}
     for cls in Register._get_reg().values():
         if not isinstance(cls, type) or not issubclass(cls, luigi.Task) or issubclass(cls, luigi.Config):
@@ -42,7 +60,12 @@ def build_index(modules: Iterable[str] | None = None) -> dict[str, str]:
     """Index the given (default: configured) modules and write the index file."""
     module_list = list(modules) if modules is not None else config.configured_modules()
     tasks = collect_tasks(module_list)
-    LocalFileTarget(config.index_path()).dump({"modules": module_list, "tasks": tasks})
+    path = config.index_path()
+    try:
+        LocalFileTarget(path).dump({"modules": module_list, "tasks": tasks})
+    except OSError as exc:
+        raise ConfigError(f"cannot write the task index {path}: {exc.strerror or exc}; point ${config.INDEX_ENV} "
+                          f"or [pylaw] index_file at a writable file") from None
     return tasks
 
 
@@ -57,11 +80,20 @@ def read_index() -> dict[str, str]:
         return dict(data["tasks"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"the task index {path} is corrupt ({exc}); rebuild it with `pylaw index`") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the task index {path}: {exc.strerror or exc}; point ${config.INDEX_ENV} "
+                          f"or [pylaw] index_file at a readable file") from None
 
 
 def find_module(family: str) -> str:
-    """The module defining ``family``; rebuilds a stale index once before giving up."""
+    """The module defining ``family``, imported; rebuilds a stale index once before giving up."""
     tasks = read_index()
+    if family in tasks:
+        try:
+            import_task_module(tasks[family])
+            return tasks[family]
+        except ConfigError:  # the index may point at a module that was renamed or removed
+            tasks = {}
     if family not in tasks:
         tasks = build_index()
     if family not in tasks:

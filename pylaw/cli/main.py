@@ -8,36 +8,77 @@ luigid; interactive actions (``--print-status N`` ...) are handled here instead 
 from __future__ import annotations
 
 import argparse
+import configparser
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
+from luigi.interface import PidLockAlreadyTakenExit
 
+from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive
-from pylaw.cli.index import build_index, find_module, read_index
+from pylaw.cli import preflight
+from pylaw.cli.index import build_index, find_module, import_task_module, read_index
+from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
-from pylaw.errors import PylawError
+from pylaw.errors import (
+    BranchError,
+    BranchMapNotReadyError,
+    ParameterValueError,
+    PathEscapeError,
+    PylawError,
+    ShiftError,
+    UsageError,
+    WorkflowChoiceError,
+)
 from pylaw.task import actions, enable_interactive_actions
+from pylaw.workflow.base import BaseWorkflow
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
+#: ``pyl``'s exit codes (docs/cli.rst); ``pylaw init`` writes the same into ``[retcode]`` for ``luigi``
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HELD = 0, 1, 2, 3
+
+
+def _flag(token: str) -> str:
+    return token.partition("=")[0] if token.startswith("--") else token
+
 
 def luigi_argv(args: Sequence[str]) -> list[str]:
-    """Translate a ``pyl`` command line into Luigi's."""
+    """Translate a ``pyl`` command line into Luigi's (``--module M`` found through the index, imported)."""
     argv = list(args)
+    module = None
+    if argv[:1] == ["--module"] or (argv and argv[0].startswith("--module=")):  # Luigi's order: --module M Task
+        module = argv[1] if argv[0] == "--module" and len(argv) > 1 else argv[0].partition("=")[2]
+        argv = argv[2:] if argv[0] == "--module" else argv[1:]
     if not argv or argv[0].startswith("-"):
-        raise PylawError("no task given: pyl TASK [--param value ...]")
-    if "--module" not in argv:
-        argv = ["--module", find_module(argv[0]), *argv]
+        raise UsageError("no task given: pyl TASK [--param value ...] (pyl --help for more)")
+    flags = [_flag(a) for a in argv]
+    if module is None and "--module" in flags:
+        i = flags.index("--module")
+        module = argv[i].partition("=")[2] if "=" in argv[i] else (argv[i + 1] if i + 1 < len(argv) else "")
+        del argv[i:i + (1 if "=" in argv[i] else 2)]
+        flags = [_flag(a) for a in argv]
+    if module:
+        import_task_module(module)
+    else:
+        module = find_module(argv[0])
+    argv = ["--module", module, *argv]
     if "--fetch-output" in argv:  # --fetch-output DEPTH DIR -> --fetch-output DEPTH --fetch-dir DIR
         i = argv.index("--fetch-output")
         if i + 2 < len(argv) and not argv[i + 2].startswith("-"):
             argv[i + 2:i + 2] = ["--fetch-dir"]
-    central = "--central-scheduler" in argv or config.section().central_scheduler
-    argv = [a for a in argv if a != "--central-scheduler"]
-    if not central and not any(flag in argv for flag in _SCHEDULER_FLAGS) and "--local-scheduler" not in argv:
+    flags = [_flag(a) for a in argv]
+    asked_central = "--central-scheduler" in flags
+    scheduler = [f for f in flags if f in _SCHEDULER_FLAGS]
+    if asked_central and "--local-scheduler" in flags:
+        raise UsageError("--central-scheduler contradicts --local-scheduler: choose one scheduler")
+    central = asked_central or config.section().central_scheduler
+    argv = [a for a in argv if _flag(a) != "--central-scheduler"]
+    if not central and not scheduler and "--local-scheduler" not in flags:
         argv.append("--local-scheduler")
     return argv
 
@@ -73,13 +114,44 @@ def run_interactive(task: luigi.Task) -> bool:
 def run(args: Sequence[str]) -> int:
     """Run (or act on) a task; returns the process exit code."""
     argv = luigi_argv(args)
+    preflight.check(argv)
     enable_interactive_actions()
     with CmdlineParser.global_instance(argv) as parser:
-        if run_interactive(parser.get_task_obj()):
-            return 0
-    result = luigi.run(argv, detailed_summary=True)
-    ok = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
-    return 0 if ok else 1
+        task = build_root_task(parser)
+        if run_interactive(task):
+            return EXIT_OK
+    try:
+        result = luigi.run(argv, detailed_summary=True)
+    except PidLockAlreadyTakenExit:
+        print("pylaw: the same command is already running on this machine (Luigi's pid lock); "
+              "wait for it, or pass --no-lock to run anyway", file=sys.stderr)
+        return EXIT_HELD
+    return exit_code(result.status)
+
+
+def build_root_task(parser: CmdlineParser) -> luigi.Task:
+    """The task the command line names; a bad value or branch selection is a usage error."""
+    try:
+        task = parser.get_task_obj()
+        if isinstance(task, BaseWorkflow) and task.branch == -1 and task.branches:
+            with contextlib.suppress(BranchMapNotReadyError):
+                task.branch_numbers()  # refuse a selection outside the map before anything runs
+    except (BranchError, WorkflowChoiceError, ShiftError, ParameterValueError, PathEscapeError) as exc:
+        raise UsageError(str(exc)) from None
+    except luigi.parameter.ParameterException as exc:
+        raise UsageError(str(exc)) from None
+    return task
+
+
+def exit_code(status: luigi.LuigiStatusCode) -> int:
+    """``pyl``'s exit code for Luigi's summary of a run."""
+    if status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY):
+        return EXIT_OK
+    if status == luigi.LuigiStatusCode.NOT_RUN:  # another worker of the scheduler runs it
+        return EXIT_HELD
+    if status == luigi.LuigiStatusCode.SCHEDULING_FAILED:
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def print_config() -> None:
@@ -94,13 +166,42 @@ def print_config() -> None:
         print()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if os.getcwd() not in sys.path:  # analysis modules are found from where pylaw runs, as with python -m
-        sys.path.insert(0, os.getcwd())
+PYL_USAGE = """usage: pyl TASK [--param value ...] [luigi options]
+       pyl --module MODULE TASK ...        (Luigi's order works too)
+
+Runs TASK and whatever it requires that is missing, with a local scheduler unless
+--central-scheduler or --scheduler-host/--scheduler-port/--scheduler-url is given.
+Instead of running: --print-deps/--print-status/--print-output DEPTH,
+--remove-output DEPTH [--yes], --fetch-output DEPTH [DIR].
+`pyl TASK --help` lists the task's parameters. Exit codes: 0 ok, 1 a task failed,
+2 usage or configuration error, 3 already running elsewhere (docs/cli.rst)."""
+
+
+def _add_cwd_to_path() -> None:
+    """Analysis modules are found from where pylaw runs, as with ``python -m``.
+
+    With ``PYTHONSAFEPATH`` (``python -P``) the working directory goes last, so a file planted
+    there cannot shadow an installed package.
+    """
+    cwd = os.getcwd()
+    if cwd in sys.path:
+        return
+    if getattr(sys.flags, "safe_path", False):  # Python >= 3.11
+        sys.path.append(cwd)
+    else:
+        sys.path.insert(0, cwd)
+
+
+def _commands() -> argparse.ArgumentParser:
     commands = argparse.ArgumentParser(prog="pylaw", description="make-like physics analyses on Luigi")
+    commands.add_argument("--version", action="version", version=f"pylaw {pylaw_version}")
     sub = commands.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run a task: pylaw run TASK [params]", add_help=False)
+    sub.add_parser("run", help="run a task: pylaw run TASK [params] (pyl TASK ... is short for it)", add_help=False)
+    init = sub.add_parser("init", help="write a luigi.cfg for a new analysis (with exit codes for luigi)")
+    init.add_argument("--module", required=True, help="comma-separated modules defining the tasks")
+    init.add_argument("--store", default="store", help="root directory of local outputs (default: store)")
+    init.add_argument("--force", action="store_true", help="replace an existing luigi.cfg")
+    init.add_argument("path", nargs="?", default=".", help="directory or file to write (default: ./luigi.cfg)")
     index = sub.add_parser("index", help="index the tasks of the configured modules")
     index.add_argument("--module", action="append", help="module to index (default: [pylaw] modules)")
     sub.add_parser("list", help="list the indexed tasks")
@@ -109,11 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     shifts.add_argument("module", help="module defining the task")
     shifts.add_argument("task", help="the most downstream task of the table")
     shifts.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --n-chunks 2")
+    return commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    _add_cwd_to_path()
     try:
         if args[:1] == ["run"]:
+            if args[1:2] in (["--help"], ["-h"]):
+                print(PYL_USAGE)
+                return EXIT_OK
             return run(args[1:])
-        ns = commands.parse_args(args)
-        if ns.command == "index":
+        ns = _commands().parse_args(args)
+        if ns.command == "init":
+            path = write_config(ns.path, ns.module, ns.store, ns.force)
+            print(f"wrote {path}: set LUIGI_CONFIG_PATH={os.path.abspath(path)} or run from its directory")
+        elif ns.command == "index":
             tasks = build_index(ns.module)
             print(f"indexed {len(tasks)} tasks in {config.index_path()}")
         elif ns.command == "list":
@@ -123,16 +236,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif ns.command == "config":
             print_config()
         elif ns.command == "shifts":
+            import_task_module(ns.module)
             print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))
-        return 0
+        return EXIT_OK
+    except configparser.Error as exc:
+        print(f"pylaw: error: malformed configuration: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except PylawError as exc:
         print(f"pylaw: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def pyl(argv: Sequence[str] | None = None) -> int:
     """``pyl TASK ...``: short for ``pylaw run TASK ...``."""
-    return main(["run", *(sys.argv[1:] if argv is None else argv)])
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in ([], ["--help"], ["-h"]):
+        print(PYL_USAGE)
+        return EXIT_OK if args else EXIT_USAGE
+    if args == ["--version"]:
+        print(f"pylaw {pylaw_version}")
+        return EXIT_OK
+    return main(["run", *args])
 
 
 def _exit_quietly_on_closed_pipe(command: Callable[[], int]) -> None:

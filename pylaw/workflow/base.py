@@ -13,6 +13,7 @@ build 100k Luigi tasks.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -287,11 +288,10 @@ class BaseWorkflow:
         numbers = list(self.get_branch_map())
         if not self.branches:
             return numbers
-        missing = [n for start, stop in self.branches.intervals if stop is not None
-                   for n in range(start, stop + 1) if n not in self.get_branch_map()]
+        missing = unknown_branches(self.branches, sorted(numbers))
         if missing:
             raise BranchError(
-                f"--branches {self.branches} selects branches {describe_numbers(missing)} that "
+                f"--branches {self.branches} selects branches {missing} that "
                 f"{self.get_task_family()} does not have (it has {describe_numbers(numbers)})")
         return self.branches.select(numbers)
 
@@ -331,6 +331,33 @@ class BaseWorkflow:
             collection = TargetCollection(dict(zip(numbers, outputs, strict=True)))
             self._workflow_output = collection
         return collection
+
+
+def unknown_branches(selection: Ranges, keys: Sequence[int]) -> str:
+    """The part of ``selection`` outside the sorted branch ``keys``, as ranges ("" if none).
+
+    Works on the gaps between keys, never on the selected range itself, so ``0-1000000000``
+    costs as much as ``0-9``. An open range (``10-``) must reach at least one branch.
+    """
+    parts: list[str] = []
+    for start, stop in selection.intervals:
+        if stop is None:  # "from start to the end": whatever branches exist there, but some must
+            if not keys or start > keys[-1]:
+                parts.append(f"{start}-")
+            continue
+        lo, hi = bisect.bisect_left(keys, start), bisect.bisect_right(keys, stop)
+        expected = start
+        for key in keys[lo:hi]:
+            if key > expected:
+                parts.append(_span(expected, key - 1))
+            expected = key + 1
+        if expected <= stop:
+            parts.append(_span(expected, stop))
+    return ",".join(parts)
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def describe_numbers(numbers: Sequence[int]) -> str:

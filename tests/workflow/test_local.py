@@ -1,4 +1,5 @@
 import os
+import random
 import subprocess
 import sys
 import time
@@ -8,6 +9,7 @@ import pytest
 
 import pylaw
 from pylaw.errors import BranchError, BranchFailuresError, WorkflowChoiceError
+from pylaw.workflow.base import unknown_branches
 from tests.conftest import ROOT, build, cli_env
 
 RUNS: list[tuple[str, int]] = []
@@ -133,6 +135,44 @@ def test_branch_out_of_range_is_clear():
         Count(version="v1", branch=10)
     with pytest.raises(BranchError, match="selects branches 10-14"):
         Count(version="v1", branches="8-14").output()
+
+
+def test_selection_beyond_the_map_is_refused_without_enumerating_it():
+    with pytest.raises(BranchError, match=r"selects branches 10- that Count does not have"):
+        Count(version="v1", branches="10-").output()
+    started = time.perf_counter()
+    with pytest.raises(BranchError, match=r"selects branches 10-1000000000 that"):
+        Count(version="v1", branches="0-1000000000").output()
+    assert time.perf_counter() - started < 5  # enumerating 10^9 numbers would take minutes
+
+
+def test_unknown_branches_equal_the_enumerated_answer_on_random_cases():
+    """The gap-based check against the plain one (enumerate every selected number)."""
+    rng = random.Random(7)
+    parse = pylaw.RangeParameter().parse
+    for _ in range(3000):
+        keys = sorted(rng.sample(range(40), rng.randint(0, 25)))
+        items = []
+        for _ in range(rng.randint(1, 3)):
+            start, kind = rng.randint(0, 45), rng.random()
+            items.append(f"{start}-" if kind < 0.2 else str(start) if kind < 0.5
+                         else f"{start}-{start + rng.randint(0, 10)}")
+        selection = parse(",".join(items))
+        numbers, open_starts = set(), []
+        for start, stop in selection.intervals:
+            if stop is None:
+                if not keys or start > keys[-1]:
+                    open_starts.append(start)
+            else:
+                numbers |= {n for n in range(start, stop + 1) if n not in keys}
+        found, found_open = set(), []
+        for part in filter(None, unknown_branches(selection, keys).split(",")):
+            if part.endswith("-"):
+                found_open.append(int(part[:-1]))
+            else:
+                first, _, last = part.partition("-")
+                found |= set(range(int(first), int(last or first) + 1))
+        assert (found, found_open) == (numbers, open_starts), (keys, str(selection))
 
 
 def test_failures_are_reported_per_branch_and_others_finish(caplog):
