@@ -49,6 +49,8 @@ EXTERNAL = {
     "enum": ["Enum"],
     "random": ["Random"],
     "luigi": ["Parameter", "Task"],
+    "luigi.cmdline_parser": ["CmdlineParser"],
+    "luigi.execution_summary": ["LuigiStatusCode"],
     "luigi.parameter": ["Parameter", "ParameterVisibility",
                         # in the signature pylaw's parameter types inherit from luigi.Parameter
                         "ConfigPath", "T", "_NoValueType"],
