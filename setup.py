@@ -24,7 +24,7 @@ setup(
                  "mock", "psutil", "hypothesis", "jsonschema"],
         "docs": ["sphinx"],
     },
-    entry_points={"console_scripts": ["pylaw = pylaw.cli.main:entry_main", "pyl = pylaw.cli.main:entry_pyl"]},
+    entry_points={"console_scripts": ["pylaw = pylaw.cli.entry:entry_main", "pyl = pylaw.cli.entry:entry_pyl"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: BSD License",

@@ -8,18 +8,28 @@ from importlib import import_module
 from typing import Any
 
 from pylaw.errors import PylawError
-from pylaw.parameter import BytesParameter, CSVParameter, DurationParameter, MultiCSVParameter, RangeParameter
-from pylaw.shift import NOMINAL, ShiftTask, register_shift_sources, req_shifts
-from pylaw.target.collection import SiblingFileCollection, TargetCollection
-from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget
-from pylaw.task import Task
-from pylaw.workflow.base import BaseWorkflow
-from pylaw.workflow.local import LocalWorkflow
 
 __version__ = "0.1.0"
 
-#: public names imported lazily: name -> module
+#: public names, imported on first use: name -> module. Nothing here imports Luigi, whose
+#: import reads the config files: ``pyl`` must be able to report a malformed one cleanly.
 _LAZY = {
+    "BytesParameter": "pylaw.parameter",
+    "CSVParameter": "pylaw.parameter",
+    "DurationParameter": "pylaw.parameter",
+    "MultiCSVParameter": "pylaw.parameter",
+    "RangeParameter": "pylaw.parameter",
+    "NOMINAL": "pylaw.shift",
+    "ShiftTask": "pylaw.shift",
+    "register_shift_sources": "pylaw.shift",
+    "req_shifts": "pylaw.shift",
+    "SiblingFileCollection": "pylaw.target.collection",
+    "TargetCollection": "pylaw.target.collection",
+    "LocalDirectoryTarget": "pylaw.target.local",
+    "LocalFileTarget": "pylaw.target.local",
+    "Task": "pylaw.task",
+    "BaseWorkflow": "pylaw.workflow.base",
+    "LocalWorkflow": "pylaw.workflow.local",
     "RemoteFileTarget": "pylaw.target.remote.target",
     "RemoteDirectoryTarget": "pylaw.target.remote.target",
     "DCacheTarget": "pylaw.target.remote.target",

@@ -9,7 +9,9 @@ effect: use ``PYLAW_STORE``.
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 
 import luigi
 
@@ -44,7 +46,27 @@ def section() -> pylaw:
     try:
         return pylaw()
     except Exception as exc:  # luigi raises plain errors for unparsable values
-        raise ConfigError(f"the [pylaw] config section is malformed: {exc}") from exc
+        raise ConfigError(f"the [pylaw] config section is malformed: {root_cause(exc)}") from exc
+
+
+def root_cause(exc: BaseException) -> str:
+    """The message that names the key: Luigi wraps it (the config parser's error, else the innermost)."""
+    chain = [exc]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    named = [e for e in chain if isinstance(e, configparser.Error)] or chain
+    message = " ".join(str(named[-1]).split())
+    key = next((m.group(1) for e in chain if (m := _LUIGI_KEY.search(str(e)))), None)
+    return f"{key}: {message}" if key and key not in message else message
+
+
+_LUIGI_KEY = re.compile(r"parsing the default value of '(\w+)'")
+
+
+def unknown_sections(known: set[str]) -> list[str]:
+    """Config sections that look like task names (``[Selection]``) but name no known task or config class."""
+    parser = luigi.configuration.get_config()
+    return [name for name in parser.sections() if name[:1].isupper() and name not in known]
 
 
 def store_root() -> str:

@@ -13,7 +13,9 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── WorkflowChoiceError        (ValueError)   a --workflow the task does not support
     ├── TaskNotFoundError          (LookupError)  a task name no indexed module defines
     ├── FormatterError             (ValueError)   no formatter for a file extension
+    ├── UnreadableFileError        (ValueError)   a file whose content its formatter cannot read
     ├── BranchFailuresError        (RuntimeError) branches of a local workflow failed
+    ├── MissingOutputError         (RuntimeError) a task's run() returned without writing its outputs
     ├── ShiftError                 (ValueError)   an unknown or malformed systematic shift
     │
     │   remote storage (pylaw.target.remote), see below
@@ -86,8 +88,16 @@ class FormatterError(PylawError, ValueError):
     """No formatter can read or write the requested file."""
 
 
+class UnreadableFileError(PylawError, ValueError):
+    """A file exists but its formatter cannot read it (truncated, corrupt, another format)."""
+
+
 class ShiftError(PylawError, ValueError):
     """A shift name that is malformed or whose source the analysis does not declare."""
+
+
+class MissingOutputError(PylawError, RuntimeError):
+    """A task's ``run()`` returned without writing every output it declares."""
 
 
 class BranchFailuresError(PylawError, RuntimeError):

@@ -186,9 +186,11 @@ class DurationParameter(NamedParameterMixin, luigi.Parameter):
     def parse(self, x: str) -> float:
         text = x.strip().lower()
         try:
-            return self.normalize(float(text))
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            return self.normalize(seconds)
         items = _DURATION_ITEM.findall(text)
         if not items or _DURATION_ITEM.sub("", text).strip():
             raise self._invalid(x, "expected a duration like 1h30m, 2d, 45s or a number of seconds")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import luigi
@@ -12,10 +15,71 @@ from luigi.task import task_id_str
 from luigi.task_register import Register
 
 from pylaw import config, luigi_private
-from pylaw.errors import PylawError
+from pylaw.errors import MissingOutputError, PylawError
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
-from pylaw.target.collection import structure_exists
-from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_directory_outputs
+from pylaw.target.collection import iter_leaves, structure_exists
+from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_directory_outputs, written_by
+
+
+def _checking_outputs(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` that fails when it returns without writing every declared output.
+
+    Luigi marks such a task done (its ``[worker] check_complete_on_run`` is off by default),
+    so the run "succeeds" and only a later task finds the input missing. Checked once, when
+    the outermost ``run()`` returns (a subclass may write more after ``super().run()``).
+    """
+    if getattr(run, "_pylaw_checks_outputs", False):
+        return run
+
+    def enter(self: Any) -> int:
+        depth = self.__dict__.get("_pylaw_run_depth", 0)
+        self.__dict__["_pylaw_run_depth"] = depth + 1
+        return depth
+
+    def leave(self: Any, depth: int) -> None:
+        self.__dict__["_pylaw_run_depth"] = depth
+        if depth == 0:
+            check_outputs_written(self)
+
+    checked: Callable[..., Any]
+    if inspect.isgeneratorfunction(run):  # dynamic dependencies: Luigi (and pylaw) tell them by the function
+        @functools.wraps(run)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            depth = enter(self)
+            try:
+                result = yield from run(self, *args, **kwargs)
+            except BaseException:
+                self.__dict__["_pylaw_run_depth"] = depth
+                raise
+            leave(self, depth)
+            return result
+    else:
+        @functools.wraps(run)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            depth = enter(self)
+            try:
+                result = run(self, *args, **kwargs)
+            except BaseException:
+                self.__dict__["_pylaw_run_depth"] = depth
+                raise
+            leave(self, depth)
+            return result
+
+    checked._pylaw_checks_outputs = True  # type: ignore[attr-defined]
+    return checked
+
+
+def check_outputs_written(task: Any) -> None:
+    """Raise :class:`MissingOutputError` naming the declared outputs ``task`` did not write."""
+    outputs = task.output()
+    if structure_exists(outputs) is not False:
+        return
+    missing = [str(getattr(leaf, "path", leaf)) for leaf in iter_leaves(outputs) if not written_by(leaf, task)]
+    if not missing:
+        return  # only its own guarded directories look missing until the task has finished
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    raise MissingOutputError(f"{task.task_family}.run() returned without writing {len(missing)} of its "
+                             f"outputs: {shown}")
 
 
 class TaskRegister(Register):
@@ -37,6 +101,8 @@ class TaskRegister(Register):
             for klass in cls.__mro__:
                 merged.update(vars(klass).get(attr, ()))
             setattr(cls, attr, frozenset(merged))
+        if inspect.isfunction(namespace.get("run")):
+            type.__setattr__(cls, "run", _checking_outputs(namespace["run"]))
         if "_visible_in_registry" not in namespace:
             # pylaw's base classes hide from Luigi's registry by name (``Task`` must stay
             # luigi.Task); their subclasses are visible again, as every Luigi task is.

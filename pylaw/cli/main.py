@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
+import difflib
 import os
+import socket
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
 from luigi.interface import PidLockAlreadyTakenExit
+from luigi.task_register import Register
 
 from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive
@@ -115,11 +119,13 @@ def run(args: Sequence[str]) -> int:
     """Run (or act on) a task; returns the process exit code."""
     argv = luigi_argv(args)
     preflight.check(argv)
+    warn_unknown_sections()
     enable_interactive_actions()
     with CmdlineParser.global_instance(argv) as parser:
         task = build_root_task(parser)
         if run_interactive(task):
             return EXIT_OK
+        check_scheduler_reachable()
     try:
         result = luigi.run(argv, detailed_summary=True)
     except PidLockAlreadyTakenExit:
@@ -127,6 +133,30 @@ def run(args: Sequence[str]) -> int:
               "wait for it, or pass --no-lock to run anyway", file=sys.stderr)
         return EXIT_HELD
     return exit_code(result.status)
+
+
+def warn_unknown_sections() -> None:
+    """A misspelled ``[Selection]`` section would be ignored without a word."""
+    known = set(Register.task_names())
+    for name in config.unknown_sections(known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean [{close[0]}]?" if close else ""
+        print(f"pylaw: warning: config section [{name}] names no task or config class, it is ignored{hint}",
+              file=sys.stderr)
+
+
+def check_scheduler_reachable(timeout: float = 5.0) -> None:
+    """Luigi retries an unreachable luigid for minutes, then runs nothing: say so at once."""
+    core = luigi.interface.core()
+    if core.local_scheduler:
+        return
+    url = urllib.parse.urlsplit(core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "localhost", port), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the central scheduler (luigid) at {url.geturl()}: "
+                         f"{exc.strerror or exc}; start luigid there, or run with the local scheduler") from None
 
 
 def build_root_task(parser: CmdlineParser) -> luigi.Task:

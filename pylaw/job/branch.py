@@ -26,6 +26,7 @@ import luigi
 from luigi.task import flatten
 from luigi.task_register import Register
 
+from pylaw.errors import MissingOutputError, UsageError
 from pylaw.workflow.base import force_workflow_type
 from pylaw.workflow.local import LocalWorkflowProxy
 
@@ -33,10 +34,6 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_TASK = 4
 EXIT_OUTPUTS = 5
-
-
-class UsageError(Exception):
-    """The job's command line does not describe a task (a bug in the job file)."""
 
 
 def parse(argv: Sequence[str]) -> tuple[str, str, dict[str, str | bool]]:
@@ -71,9 +68,13 @@ def main(argv: Sequence[str]) -> int:
     except UsageError as exc:
         print(f"pylaw-job: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    failures: list[BaseException] = []
+    luigi.Task.event_handler(luigi.Event.FAILURE)(lambda _, exc: failures.append(exc))
     result = luigi.build([task], local_scheduler=True, detailed_summary=True)
     if not result.scheduling_succeeded:
         print(f"pylaw-job: {task} failed:\n{result.summary_text}", file=sys.stderr)
+        if failures and all(isinstance(exc, MissingOutputError) for exc in failures):
+            return EXIT_OUTPUTS  # it ran, but did not write what it declares
         return EXIT_TASK
     missing = [str(target) for target in flatten(task.output()) if not target.exists()]
     if missing:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import luigi.target
 
+from pylaw.errors import UnreadableFileError
 from pylaw.target.formatter import find_formatter
 
 TMP_PREFIX = ".pylaw-tmp-"
@@ -93,7 +94,13 @@ class FileTarget(FileSystemTarget):
         """Read the content through the formatter for this file's extension."""
         fmt = find_formatter(self.path, formatter)
         with self.open("rb" if fmt.binary else "r") as f:
-            return fmt.load(f, **kwargs)
+            try:
+                return fmt.load(f, **kwargs)
+            except (OSError, MemoryError):
+                raise
+            except Exception as exc:  # json, pickle, numpy, yaml each raise their own kind
+                raise UnreadableFileError(f"cannot read {self.path} as {fmt.name}: {type(exc).__name__}: {exc} "
+                                          f"(remove it, or its task's outputs, to have it made again)") from exc
 
     def dump(self, obj: Any, formatter: str | None = None, **kwargs: Any) -> None:
         """Write ``obj`` atomically through the formatter for this file's extension."""

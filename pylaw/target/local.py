@@ -324,6 +324,13 @@ def abandon_directory_outputs(task: Any, exc: BaseException | None = None) -> No
         guard.abandon()
 
 
+def written_by(target: Any, task: Any) -> bool:
+    """Whether the running ``task`` has written ``target``: its own guard does not make it missing."""
+    if isinstance(target, LocalDirectoryTarget) and id(task) in _GUARDS:
+        return os.path.isdir(target.path)
+    return bool(target.exists())
+
+
 def guard_directory_outputs(task_class: type[luigi.Task]) -> None:
     """Guard the directory outputs of ``task_class`` and its subclasses (pylaw.Task does it for all)."""
     task_class.event_handler(luigi.Event.START)(begin_directory_outputs)
