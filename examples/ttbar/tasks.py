@@ -28,7 +28,7 @@ DATASETS = {
 }
 SIMULATED = [name for name, (kind, _) in DATASETS.items() if kind != "data"]
 MASS_BINS = np.linspace(50.0, 250.0, 41)
-SOURCES = ("jes", "jer", "pdf", "q2")  # the nuisance parameters of the fit
+SOURCES = ("jes", "jer", "pdf", "q2")  # the nuisance parameters of the fit (fit in stats.py)
 
 
 def simulate(dataset: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -173,54 +173,6 @@ def template_shifts(hists: dict, process: str) -> dict[str, tuple[np.ndarray, np
             for source in SOURCES}
 
 
-def fit_signal_strength(data, signal, background, signal_shifts=None, background_shifts=None, grid=None) -> dict:
-    """Profile-likelihood scan of the signal strength mu.
-
-    Binned Poisson likelihood; each systematic source is a nuisance parameter theta with a
-    unit Gaussian constraint, interpolating linearly between the down, nominal and up
-    templates. Returns the best fit, the 68 % interval and the 95 % CL upper limit.
-    """
-    from scipy.optimize import minimize
-
-    grid = np.linspace(0.0, 3.0, 151) if grid is None else grid
-    data, signal, background = map(np.asarray, (data, signal, background))
-    sources = sorted(signal_shifts or {})
-
-    def expected(mu: float, theta: np.ndarray) -> np.ndarray:
-        sig, bkg = signal.astype(float), background.astype(float)
-        for t, source in zip(theta, sources, strict=True):
-            up_s, down_s = signal_shifts[source]
-            up_b, down_b = background_shifts[source]
-            sig = sig + (t * up_s if t >= 0 else t * down_s)
-            bkg = bkg + (t * up_b if t >= 0 else t * down_b)
-        return np.clip(mu * sig + bkg, 1e-9, None)
-
-    def nll(mu: float, theta: np.ndarray) -> float:
-        lam = expected(mu, theta)
-        return float((lam - data * np.log(lam)).sum() + 0.5 * np.dot(theta, theta))
-
-    theta = np.zeros(len(sources))
-    profile = []
-    for mu in grid:
-        if sources:
-            result = minimize(lambda t, mu=mu: nll(mu, t), theta, method="Powell")
-            theta = result.x
-            profile.append(result.fun)
-        else:
-            profile.append(nll(mu, theta))
-    q = 2.0 * (np.array(profile) - min(profile))
-    best = int(np.argmin(q))
-    above = np.nonzero((q > 3.84) & (np.arange(len(grid)) > best))[0]
-    inside = np.nonzero(q <= 1.0)[0]
-    return {
-        "mu_best": float(grid[best]),
-        "mu_68_interval": [float(grid[inside[0]]), float(grid[inside[-1]])],
-        "mu_upper_limit_95": float(grid[above[0]]) if len(above) else None,
-        "nuisances": sources,
-        "q_scan": {"mu": grid[::10].tolist(), "q": q[::10].tolist()},
-    }
-
-
 class Inference(AnalysisTask):
     """Fits the signal strength with every systematic variation of the histograms."""
 
@@ -231,6 +183,8 @@ class Inference(AnalysisTask):
         return self.local_target("inference.json")
 
     def run(self):
+        from examples.ttbar.stats import fit_signal_strength  # scipy: only where the fit runs
+
         hists = {shift: target.load()["histograms"] for shift, target in self.input().items()}
         backgrounds = [name for name in SIMULATED if name != "tth"]
         nominal = hists["nominal"]
@@ -247,7 +201,8 @@ class Inference(AnalysisTask):
 
 
 class Plot(AnalysisTask):
-    """Data, stacked backgrounds, the signal and the systematic band, with the fit result."""
+    """Data over the stacked prediction (signal on top), the uncertainty band, a data/MC ratio
+    panel and the fit result (figure.py)."""
 
     def requires(self):
         return {"hists": pylaw.req_shifts(self, Evaluation), "fit": self.req(Inference)}
@@ -256,39 +211,7 @@ class Plot(AnalysisTask):
         return self.local_target("mass.png")
 
     def run(self):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from examples.ttbar.figure import mass_figure  # matplotlib: not on every `pyl` start
 
         hists = {shift: target.load() for shift, target in self.input()["hists"].items()}
-        fit = self.input()["fit"].load()
-        bins = np.array(hists["nominal"]["bins"])
-        nominal = {name: np.array(h["counts"]) for name, h in hists["nominal"]["histograms"].items()}
-        centers = 0.5 * (bins[1:] + bins[:-1])
-        backgrounds = [name for name in SIMULATED if name != "tth"]
-        total = sum(nominal[name] for name in SIMULATED)
-        band = np.sqrt(sum(self.envelope(hists, total, source) ** 2 for source in SOURCES))
-
-        fig, ax = plt.subplots(figsize=(7, 5))
-        ax.hist([centers] * len(backgrounds), bins, weights=[nominal[b] for b in backgrounds], stacked=True,
-                label=backgrounds, histtype="stepfilled", alpha=0.7)
-        ax.step(bins, np.append(total, 0), where="post", color="red", label="ttH (on top)")
-        ax.fill_between(bins, np.append(total - band, 0), np.append(total + band, 0), step="post",
-                        facecolor="none", hatch="////", edgecolor="gray", linewidth=0, label="syst. unc.")
-        data = nominal["data"]
-        ax.errorbar(centers, data, yerr=np.sqrt(data), fmt="ko", markersize=3, label="data")
-        ax.set_xlabel("reconstructed mass [GeV]")
-        ax.set_ylabel("events / bin")
-        low, high = fit["mu_68_interval"]
-        ax.set_title(f"mu = {fit['mu_best']:.2f} [{low:.2f}, {high:.2f}], 95% CL limit {fit['mu_upper_limit_95']}")
-        ax.legend()
-        self.output().dump(fig, dpi=100)
-        plt.close(fig)
-
-    @staticmethod
-    def envelope(hists: dict, total: np.ndarray, source: str) -> np.ndarray:
-        """Largest deviation of the summed prediction under a source's up/down shifts."""
-        shifted = [sum(np.array(hists[f"{source}_{d}"]["histograms"][name]["counts"]) for name in SIMULATED)
-                   for d in ("up", "down")]
-        return np.maximum(abs(shifted[0] - total), abs(shifted[1] - total))
+        self.output().dump(mass_figure(hists, self.input()["fit"].load()), dpi=100)
