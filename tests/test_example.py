@@ -279,3 +279,23 @@ def test_plot_y_label_follows_the_binning(example):
     assert events_label(np.array([0.0, 2.5, 5.0])) == "Events / 2.5 GeV"
     with pytest.raises(ValueError, match="uniform bins"):
         events_label(np.array([0.0, 5.0, 20.0]))
+
+
+def test_profile_finds_the_global_minimum_behind_a_concave_kink():
+    from examples.ttbar.stats import ProfileLikelihood
+
+    # two background shifts whose kinks at theta = 0 trap minimisers started there (Powell,
+    # L-BFGS-B and Nelder-Mead all end 0.06 above the global minimum)
+    shifts = {"a": (np.array([-7.0, -4, -5, -13, 0, -11]), np.array([-9.0, 0, 2, -6, 1, 9])),
+              "b": (np.array([11.0, 7, -3, 10, -2, -3]), np.array([8.0, 3, 4, -7, -2, 3]))}
+    data, background = np.array([105.0, 106, 82, 122, 108, 92]), np.full(6, 100.0)
+    likelihood = ProfileLikelihood(data, np.zeros(6), background, {k: (0 * u, 0 * d) for k, (u, d) in shifts.items()},
+                                   shifts)
+    value, theta = likelihood.profile(1.0)
+    local = [minimize(lambda t: likelihood.nll(1.0, t), np.zeros(2), method=method).fun
+             for method in ("Powell", "L-BFGS-B", "Nelder-Mead")]
+    assert min(local) > value + 0.05
+    axis = np.linspace(-4.0, 4.0, 161)
+    brute = min(likelihood.nll(1.0, np.array([a, b])) for a in axis for b in axis)
+    assert brute - 0.01 < value <= brute + 1e-12
+    assert value == pytest.approx(likelihood.nll(1.0, theta), abs=1e-12)

@@ -34,10 +34,15 @@ class ProfileLikelihood:
         self.data = np.asarray(data, dtype=float)
         self.signal = np.asarray(signal, dtype=float)
         self.background = np.asarray(background, dtype=float)
-        self.sources = sorted(signal_shifts or {})
-        if set(background_shifts or {}) != set(self.sources):
+        if not self.data.shape == self.signal.shape == self.background.shape or self.data.ndim != 1:
+            raise ValueError(f"data, signal and background need the same bins, got shapes {self.data.shape}, "
+                             f"{self.signal.shape} and {self.background.shape}")
+        signal_shifts, background_shifts = signal_shifts or {}, background_shifts or {}
+        self.sources = sorted(signal_shifts)
+        if set(background_shifts) != set(self.sources):
             raise ValueError(f"signal and background shifts name different sources: {self.sources} and "
-                             f"{sorted(background_shifts or {})}")
+                             f"{sorted(background_shifts)}")
+
         # per source: the signal's and the background's bin shifts side by side, for theta = +1
         # (up) and theta = -1 (down); expected() is then two small matrix products
         def stacked(side: int) -> np.ndarray:
@@ -46,8 +51,8 @@ class ProfileLikelihood:
 
         self._up, self._down = stacked(0), stacked(1)
         self._faces = np.array(list(itertools.product((1, 0, -1), repeat=len(self.sources))))  # see profile()
-        # sum(d log d - d), so nll() is the Poisson deviance / 2: close to 0 at a good fit, which
-        # keeps the minimiser's relative tolerance meaningful (not relative to ~1e5)
+        # sum(d log d - d), so nll() is the Poisson deviance / 2: close to 0 at a good fit
+        # instead of ~-1e5, which keeps the digits of small differences between values
         positive = self.data > 0
         self._offset = float((self.data[positive] * (np.log(self.data[positive]) - 1.0)).sum())
 
@@ -88,11 +93,12 @@ class ProfileLikelihood:
             hessian = np.einsum("fkb,fb,fjb->fkj", dlam, self.data / lam**2, dlam) + np.eye(len(self.sources))
             step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
             theta -= step
-            if np.abs(step).max() < 1e-10:
+            if not np.any(np.abs(step) >= 1e-10):  # a diverged face (nan) does not keep the loop going
                 break
         lam = np.clip(base + np.einsum("fk,fkb->fb", theta, dlam), 1e-9, None)
         values = (lam - self.data * np.log(lam)).sum(axis=1) + self._offset + 0.5 * (theta**2).sum(axis=1)
-        inside = np.all((faces * theta > 0) | ~free, axis=1) & (np.abs(step).max(axis=1) < 1e-8)
+        converged = np.all(np.abs(step) < 1e-8, axis=1) & np.isfinite(values)
+        inside = np.all((faces * theta > 0) | ~free, axis=1) & converged
         best = int(np.argmin(np.where(inside, values, np.inf)))  # theta = 0 (all fixed) is always inside
         return float(values[best]), theta[best]
 
