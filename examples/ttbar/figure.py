@@ -55,8 +55,10 @@ def mass_figure(hists: dict, fit: dict) -> Figure:
     data = counts["data"]
     centers = 0.5 * (bins[1:] + bins[:-1])
 
-    fig = Figure(figsize=(7, 7), layout="constrained")
-    main, ratio = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = Figure(figsize=(7, 7))
+    # fixed margins: constrained layout measures every text and doubled the plotting time
+    main, ratio = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.91)
     main.hist([centers] * len(STACK), bins, weights=[counts[name] for name in STACK], stacked=True,
               histtype="stepfilled", color=[COLORS[name] for name in STACK], label=[LABELS[n] for n in STACK])
     main.stairs(total + band, bins, baseline=total - band, fill=True, facecolor="none", hatch="////",
