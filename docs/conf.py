@@ -47,6 +47,7 @@ EXTERNAL = {
     "concurrent.futures": ["ThreadPoolExecutor"],
     "contextlib": ["AbstractContextManager"],
     "enum": ["Enum"],
+    "logging": ["Formatter", "LogRecord"],
     "random": ["Random"],
     "luigi": ["Parameter", "Task"],
     "luigi.cmdline_parser": ["CmdlineParser"],

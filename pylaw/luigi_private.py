@@ -16,6 +16,10 @@ upgrade of Luigi has one module to check.
     config that ``--workers`` sets; a local workflow that forks its branch workers must
     honour both routes alike. The running worker is found on the call stack (it stays
     there in a forked task process too).
+
+``param_name`` in the frames of Luigi's parameter parsing (:func:`parameter_being_parsed`)
+    Luigi's parse errors do not name the parameter; :mod:`pylaw.logs` reads it from the
+    traceback to word the one-line error ``luigi --module`` prints.
 """
 
 from __future__ import annotations
@@ -43,3 +47,23 @@ def running_worker_processes() -> int | None:
             return int(candidate.worker_processes)
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+def parameter_being_parsed(tb: Any) -> tuple[str, str, str | None] | None:
+    """``(owner, parameter name, command-line value or None)`` of the parse that raised, from its traceback.
+
+    Luigi's parse errors (``int('abc')``) do not say which parameter was being parsed; its
+    command-line parser (``CmdlineParser._get_task_kwargs``) and ``Task.get_param_values``
+    hold it in the local ``param_name``. Read only to word an error message.
+    """
+    found = None
+    while tb is not None:
+        frame, code = tb.tb_frame, tb.tb_frame.f_code
+        if code.co_name == "_get_task_kwargs" and "param_name" in frame.f_locals:
+            parser = frame.f_locals.get("self")
+            owner = getattr(getattr(parser, "known_args", None), "root_task", "?")
+            found = (owner, frame.f_locals["param_name"], frame.f_locals.get("attr"))
+        elif code.co_name == "get_param_values" and "param_name" in frame.f_locals:
+            found = (frame.f_locals.get("task_family", "?"), frame.f_locals["param_name"], None)
+        tb = tb.tb_next
+    return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import contextlib
 import difflib
 import os
 import socket
@@ -30,7 +29,6 @@ from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import (
     BranchError,
-    BranchMapNotReadyError,
     ParameterValueError,
     PathEscapeError,
     PylawError,
@@ -39,7 +37,6 @@ from pylaw.errors import (
     WorkflowChoiceError,
 )
 from pylaw.task import actions, enable_interactive_actions
-from pylaw.workflow.base import BaseWorkflow
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
@@ -163,9 +160,6 @@ def build_root_task(parser: CmdlineParser) -> luigi.Task:
     """The task the command line names; a bad value or branch selection is a usage error."""
     try:
         task = parser.get_task_obj()
-        if isinstance(task, BaseWorkflow) and task.branch == -1 and task.branches:
-            with contextlib.suppress(BranchMapNotReadyError):
-                task.branch_numbers()  # refuse a selection outside the map before anything runs
     except (BranchError, WorkflowChoiceError, ShiftError, ParameterValueError, PathEscapeError) as exc:
         raise UsageError(str(exc)) from None
     except luigi.parameter.ParameterException as exc:

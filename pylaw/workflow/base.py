@@ -162,6 +162,9 @@ class BaseWorkflow:
         self.run = self.workflow_proxy.run  # type: ignore[method-assign]
         self.complete = self.workflow_proxy.complete  # type: ignore[method-assign]
         self.output = self.workflow_output  # type: ignore[method-assign]
+        if self.branches:  # a selection outside the map is refused here, not later inside complete()
+            with contextlib.suppress(BranchMapNotReadyError):
+                self.branch_numbers()
 
     def choose_workflow_type(self) -> tuple[str, type[WorkflowProxy]]:
         """The type this workflow runs with, and its proxy class.
