@@ -69,3 +69,14 @@ def test_same_workflow_never_runs_twice_at_once(tmp_path, luigid):  # noqa: F811
     assert len(pids) == 1, "both processes ran branches: luigid's lock did not hold"
     assert len(os.listdir(tmp_path / "store" / "Slow" / "v1" / "n=10" / "fail=-1")) == 10
     assert second.returncode == 0, outputs[1]
+
+
+def test_equals_form_of_scheduler_options_reaches_luigid(tmp_path, luigid):  # noqa: F811
+    (tmp_path / "slowtasks.py").write_text(TASKS)
+    exe = os.path.join(os.path.dirname(PYTHON), "pyl")
+    result = subprocess.run([exe, "Slow", "--module", "slowtasks", "--version", "v1", "--n", "2",
+                             "--scheduler-host=127.0.0.1", f"--scheduler-port={luigid.port}"],
+                            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    done = luigid.api("task_list", status="DONE", upstream_status="", search="")
+    assert [t["name"] for t in done.values()] == ["Slow"], "the run was not coordinated by luigid"
