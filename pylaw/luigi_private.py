@@ -16,6 +16,11 @@ upgrade of Luigi has one module to check.
     config that ``--workers`` sets; a local workflow that forks its branch workers must
     honour both routes alike. The running worker is found on the call stack (it stays
     there in a forked task process too).
+
+``LuigiConfigParser._config_paths`` (:func:`config_paths`)
+    The files Luigi's config parser reads, in order (its defaults, ``LUIGI_CONFIG_PATH``,
+    ``add_config_path()``). ``pylaw config`` shows which of them exist and were read;
+    Luigi keeps no public list, and ``reload()`` re-reads them.
 """
 
 from __future__ import annotations
@@ -43,3 +48,10 @@ def running_worker_processes() -> int | None:
             return int(candidate.worker_processes)
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+def config_paths() -> list[str]:
+    """The paths Luigi's active config parser reads (existing or not), in reading order."""
+    import luigi.configuration
+
+    return list(getattr(type(luigi.configuration.get_config()), "_config_paths", []))

@@ -13,13 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 import luigi
-from luigi.cmdline_parser import CmdlineParser
 
-from pylaw import config, interactive
+from pylaw import config, interactive, luigi_private
 from pylaw.cli.index import build_index, find_module, read_index
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import PylawError
-from pylaw.task import actions, enable_interactive_actions
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
@@ -42,49 +40,23 @@ def luigi_argv(args: Sequence[str]) -> list[str]:
     return argv
 
 
-def _confirm(question: str) -> bool:
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
-def run_interactive(task: luigi.Task) -> bool:
-    """Perform the interactive action requested on ``task``; False if there is none."""
-    action = task.interactive_action() if hasattr(task, "interactive_action") else None
-    if action is None:
-        return False
-    name, depth = action
-    out = sys.stdout
-    if name == "print_deps":
-        interactive.print_deps(task, depth, out)
-    elif name == "print_status":
-        interactive.print_status(task, depth, out)
-    elif name == "print_output":
-        interactive.print_output(task, depth, out)
-    elif name == "remove_output":
-        yes = bool(actions().yes)
-        interactive.remove_output(task, depth, out, confirm=(lambda q: True) if yes else _confirm)
-    elif name == "fetch_output":
-        interactive.fetch_output(task, depth, str(actions().fetch_dir), out)
-    return True
-
-
 def run(args: Sequence[str]) -> int:
     """Run (or act on) a task; returns the process exit code."""
     argv = luigi_argv(args)
-    enable_interactive_actions()
-    with CmdlineParser.global_instance(argv) as parser:
-        if run_interactive(parser.get_task_obj()):
-            return 0
-    result = luigi.run(argv, detailed_summary=True)
+    try:
+        result = luigi.run(argv, detailed_summary=True)
+    except interactive.ActionDone as done:  # performed on the root task, as under `luigi --module`
+        return int(done.code or 0)
     ok = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
     return 0 if ok else 1
 
 
 def print_config() -> None:
     parser = luigi.configuration.get_config()
-    print(f"# config files read: {', '.join(getattr(parser, '_config_paths', [])) or 'none'}")
+    # the parser skips missing and unreadable files: list only those it read
+    read = [os.path.abspath(p) for p in luigi_private.config_paths() if os.path.isfile(p) and os.access(p, os.R_OK)]
+    read = list(dict.fromkeys(read))  # ./luigi.cfg may also be $LUIGI_CONFIG_PATH
+    print(f"# config files read: {', '.join(read) or 'none'}")
     print(f"# store root: {config.store_root()}")
     print(f"# task index: {config.index_path()}")
     for section in parser.sections():
