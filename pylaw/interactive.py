@@ -3,8 +3,15 @@
 ``--print-deps``, ``--print-status``, ``--print-output``, ``--remove-output`` and
 ``--fetch-output`` walk the requirement tree down to a depth (``-1``: all the way) and
 report or act on each task's outputs. A workflow's output is shown as one collection
-(``partial 12/20``), checked with one listing per directory, or as ``waiting for Task(...)``
-while its branch map cannot be built yet.
+(``partial 12/20`` and its missing branches as ranges), checked with one listing per
+directory, or as ``waiting for Task(...)`` while its branch map cannot be built yet.
+
+On the command line (``pyl`` and ``luigi --module`` alike) they are global options (the
+``[actions]`` section). Luigi builds the root task of its command line before scheduling
+anything; :func:`perform_if_root`, called by :class:`pylaw.task.TaskRegister` for every
+task built outside another task's construction, performs the action on that instance and
+ends the command with its exit code (:class:`ActionDone`), so nothing runs and Luigi
+needs no patch. One action per command: two together are refused before anything is done.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from pylaw import config, fetch
 from pylaw.errors import PylawError
 from pylaw.target.base import DirectoryTarget, FileSystemTarget
 from pylaw.target.collection import PendingCollection, TargetCollection, existing_leaves, iter_leaves
+
+#: outcomes counted besides those of :func:`pylaw.fetch.fetch`
+FAILED, MISSING = "failed", "missing"
 
 
 def walk(task: luigi.Task, max_depth: int) -> Iterator[tuple[int, luigi.Task, bool]]:
@@ -186,17 +196,14 @@ def remove_output(task: luigi.Task, depth: int, out: IO, confirm: Callable[[str]
     return outcomes
 
 
-FAILED = "failed"
-
-
 def fetch_output(task: luigi.Task, depth: int, directory: str, out: IO, overwrite: bool = False) -> Counter[str]:
     """Copy the existing outputs down to ``depth`` below ``directory``, mirroring where they are stored.
 
-    Returns how many outputs had each outcome of :func:`pylaw.fetch.fetch` (and ``"missing"``).
+    Returns how many outputs had each outcome of :func:`pylaw.fetch.fetch`, or were missing or failed.
     """
     existing, missing = _existing_outputs(task, depth)
     root = config.store_root()
-    outcomes: Counter[str] = Counter(missing=missing)
+    outcomes: Counter[str] = Counter({MISSING: missing} if missing else {})
     for leaf in existing:
         destination = fetch.mirrored_path(leaf, directory, root)
         kind = "directory" if isinstance(leaf, DirectoryTarget) else "file"
@@ -212,7 +219,7 @@ def fetch_output(task: luigi.Task, depth: int, directory: str, out: IO, overwrit
         else:
             print(f"{outcome} {kind} {leaf.path} -> {destination}", file=out)
     summary = ", ".join(f"{outcomes[key]} {key}" for key in (fetch.FETCHED, fetch.REPLACED, fetch.ALREADY_THERE,
-                                                              fetch.REFUSED, FAILED, "missing") if outcomes[key])
+                                                              fetch.REFUSED, FAILED, MISSING) if outcomes[key])
     print(f"{summary or 'no outputs'} (in {os.path.abspath(directory)})", file=out)
     return outcomes
 
@@ -304,20 +311,17 @@ def _read_request(parser: CmdlineParser) -> _Request:
 
 
 def _is_int(raw: str | None) -> bool:
+    if raw is None:
+        return True
     try:
-        return raw is None or int(raw) is not None
+        int(raw)
     except ValueError:
         return False
+    return True
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def requested_action() -> tuple[str, int] | None:
-    """The interactive action on the command line being parsed, as ``(name, depth)``; else None."""
-    request = _current_request()
-    return request.action if request is not None else None
 
 
 def perform_if_root(task: luigi.Task) -> None:
