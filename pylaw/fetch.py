@@ -24,11 +24,16 @@ from pylaw.target.base import DirectoryTarget, FileSystemTarget, temporary_name
 from pylaw.target.dirstage import publish, remove_tree
 from pylaw.target.local import LocalTargetMixin
 
+#: outcome of :func:`fetch`: copied to a new destination
 FETCHED = "fetched"
+#: outcome of :func:`fetch`: other content was at the destination and was replaced (``overwrite``)
 REPLACED = "replaced"
+#: outcome of :func:`fetch`: the same content was at the destination already
 ALREADY_THERE = "already there"
+#: outcome of :func:`fetch`: other content is at the destination; nothing was changed
 REFUSED = "refused"
 
+#: the directory below the destination that mirrors local outputs outside the store
 OUTSIDE_STORE = "_outside_store"
 
 #: what link(2) says on file systems without hard links (vfat, some FUSE mounts)
