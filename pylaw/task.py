@@ -25,6 +25,10 @@ class TaskRegister(Register):
     ``--workflow local``) makes two requests for the same work one instance, one task id.
     Instances live in Luigi's own cache, so ``clear_instance_cache()`` and
     ``disable_instance_cache()`` act on pylaw tasks as on any Luigi task.
+
+    A task built outside another task's construction may be the root task of a command
+    line with an interactive action: :func:`pylaw.interactive.perform_if_root` performs it
+    there (and ends the command), once every ``__init__`` of the class has run.
     """
 
     def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:  # noqa: N805
