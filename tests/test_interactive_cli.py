@@ -60,6 +60,17 @@ TASKS = textwrap.dedent('''
 
         def run(self):
             self.output().dump(self.branch)
+
+
+    class Late(pylaw.Task):
+        """Sets what its output needs after Luigi's __init__, as analyses do."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.label = "set-late"
+
+        def output(self):
+            return self.local_target(f"{self.label}.json")
 ''')
 
 
@@ -301,6 +312,12 @@ def test_fetch_through_luigi_equals_pyl(project):
     assert "8 fetched" in by_pyl.stdout and "8 already there" in by_luigi.stdout
     assert by_luigi.stdout.replace("already there", "fetched").replace("8 fetched (", "") == \
         by_pyl.stdout.replace("8 fetched (", "")
+
+
+def test_the_action_sees_the_task_after_its_own_init(project):
+    result = luigi_cli(project, "Late", "--version", "v1", "--print-output", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{project / 'store' / 'Late' / 'v1' / 'set-late.json'}\n"
 
 
 def test_luigi_runs_nothing_after_the_action(project):
