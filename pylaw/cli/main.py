@@ -2,7 +2,8 @@
 
 ``pylaw run Task [params]`` (or ``pyl Task [params]``) runs a task through Luigi, with a
 local scheduler unless ``--central-scheduler`` (or ``[pylaw] central_scheduler``) asks for
-luigid; interactive actions (``--print-status N`` ...) are handled here instead of running.
+luigid; interactive actions (``--print-status N`` ...) are performed on the root task
+instead of running it, by :mod:`pylaw.interactive`, as under ``luigi --module``.
 """
 
 from __future__ import annotations
