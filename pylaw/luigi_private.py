@@ -20,6 +20,11 @@ upgrade of Luigi has one module to check.
 ``param_name`` in the frames of Luigi's parameter parsing (:func:`parameter_being_parsed`)
     Luigi's parse errors do not name the parameter; :mod:`pylaw.logs` reads it from the
     traceback to word the one-line error ``luigi --module`` prints.
+
+``LuigiConfigParser._config_paths`` (:func:`config_paths`)
+    The files Luigi's config parser reads, in order (its defaults, ``LUIGI_CONFIG_PATH``,
+    ``add_config_path()``). ``pylaw config`` shows which of them exist and were read;
+    Luigi keeps no public list, and ``reload()`` re-reads them.
 """
 
 from __future__ import annotations
@@ -67,3 +72,9 @@ def parameter_being_parsed(tb: Any) -> tuple[str, str, str | None] | None:
             found = (frame.f_locals.get("task_family", "?"), frame.f_locals["param_name"], None)
         tb = tb.tb_next
     return found
+
+def config_paths() -> list[str]:
+    """The paths Luigi's active config parser reads (existing or not), in reading order."""
+    import luigi.configuration
+
+    return list(getattr(type(luigi.configuration.get_config()), "_config_paths", []))

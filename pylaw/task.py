@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import luigi
-from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import ParameterVisibility
 from luigi.task import task_id_str
 from luigi.task_register import Register
 
 from pylaw import config, luigi_private
-from pylaw.errors import MissingOutputError, PylawError
+from pylaw.errors import MissingOutputError
+from pylaw.interactive import perform_if_root
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
 from pylaw.target.collection import iter_leaves, structure_exists
 from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_directory_outputs, written_by
@@ -90,6 +90,10 @@ class TaskRegister(Register):
     ``--workflow local``) makes two requests for the same work one instance, one task id.
     Instances live in Luigi's own cache, so ``clear_instance_cache()`` and
     ``disable_instance_cache()`` act on pylaw tasks as on any Luigi task.
+
+    A task built outside another task's construction may be the root task of a command
+    line with an interactive action: :func:`pylaw.interactive.perform_if_root` performs it
+    there (and ends the command), once every ``__init__`` of the class has run.
     """
 
     def __init__(cls, name: str, bases: tuple, namespace: dict, **kwargs: Any) -> None:  # noqa: N805
@@ -130,13 +134,24 @@ class TaskRegister(Register):
             pending.extend(klass.__subclasses__())
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        values = dict(cls.get_param_values(cls.get_params(), args, kwargs))  # type: ignore[attr-defined]
-        modified = cls.modify_param_values(dict(values))  # type: ignore[attr-defined]
-        if modified == values:
-            # __init__ receives what the caller passed, as with plain Luigi (a task's own
-            # narrower __init__ may rely on it); the hook's rewrites are passed as keywords.
-            return cls._cached_instance(modified, args, kwargs)
-        return cls._cached_instance(modified, (), modified)
+        global _building
+        _building += 1
+        try:
+            values = dict(cls.get_param_values(cls.get_params(), args, kwargs))  # type: ignore[attr-defined]
+            modified = cls.modify_param_values(dict(values))  # type: ignore[attr-defined]
+            if modified == values:
+                # __init__ receives what the caller passed, as with plain Luigi (a task's own
+                # narrower __init__ may rely on it); the hook's rewrites are passed as keywords.
+                instance = cls._cached_instance(modified, args, kwargs)
+            else:
+                instance = cls._cached_instance(modified, (), modified)
+        finally:
+            _building -= 1
+        if not _building:
+            # A command line's root task, complete with every __init__ and set-up hook of
+            # its class: an interactive action requested for it ends the command here.
+            perform_if_root(instance)
+        return instance
 
     def from_param_values(cls, values: dict[str, Any]) -> Any:  # noqa: N805
         """The (cached) instance for a *complete* dict of *normalised* parameter values.
@@ -176,6 +191,9 @@ class TaskRegister(Register):
 
 HIDDEN = ParameterVisibility.HIDDEN
 
+#: > 0 while a task instance is being built (tasks built inside are never a command line's root)
+_building = 0
+
 
 #: > 0 while req() builds a requirement with values passed on from the requiring task
 _passing_on = 0
@@ -188,62 +206,6 @@ def passing_on() -> bool:
     their default type), while one given explicitly must be supported.
     """
     return _passing_on > 0
-
-
-INTERACTIVE_PARAMS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
-_interactive_enabled = False
-
-
-class actions(luigi.Config):  # noqa: N801 - the class name is the config section name
-    """The interactive actions: global options of the command line, not task parameters.
-
-    ``use_cmdline_section = False`` is Luigi's public way (its ``[core]`` options use it)
-    to accept ``--print-status 1`` without a section prefix, after any task, through
-    ``pyl`` and ``luigi --module`` alike. As parameters of every task their names alone
-    (71 characters) made Luigi's execution summary print each pylaw task as ``Family(...)``.
-    """
-
-    use_cmdline_section = False
-
-    print_deps = luigi.OptionalIntParameter(
-        default=None, description="print the dependency tree down to DEPTH (-1: all)")
-    print_status = luigi.OptionalIntParameter(default=None, description="print output status down to DEPTH (-1: all)")
-    print_output = luigi.OptionalIntParameter(
-        default=None, description="print output locations down to DEPTH (-1: all)")
-    remove_output = luigi.OptionalIntParameter(default=None, description="remove outputs down to DEPTH, asking first")
-    fetch_output = luigi.OptionalIntParameter(default=None, description="copy outputs down to DEPTH into --fetch-dir")
-    fetch_dir = luigi.Parameter(default=".", description="target of --fetch-output")
-    yes = luigi.BoolParameter(default=False, description="answer yes to questions")
-
-
-_requested: tuple[Any, tuple[str, int] | None] = (None, None)
-
-
-def requested_action() -> tuple[str, int] | None:
-    """The interactive action on the command line being parsed, as ``(name, depth)``; else None.
-
-    Read once per command line (every task instance asks, branches included).
-    """
-    global _requested
-    parser = CmdlineParser.get_instance()
-    if parser is None:
-        return None
-    if _requested[0] is not parser:
-        options = actions()
-        found = next(((name, getattr(options, name)) for name in INTERACTIVE_PARAMS
-                      if getattr(options, name) is not None), None)
-        _requested = (parser, found)
-    return _requested[1]
-
-
-def enable_interactive_actions() -> None:
-    """Called by pylaw's command line, which performs the actions instead of running tasks."""
-    global _interactive_enabled
-    _interactive_enabled = True
-
-
-def interactive_actions_enabled() -> bool:
-    return _interactive_enabled
 
 
 class Task(luigi.Task, metaclass=TaskRegister):
@@ -330,12 +292,6 @@ class Task(luigi.Task, metaclass=TaskRegister):
         Mixins sit after ``luigi.Task`` in the MRO (users write ``class T(pylaw.Task,
         pylaw.LocalWorkflow)``), so hooks defined here pass control on with ``super()``.
         """
-        action = self.interactive_action()
-        if action is not None and not interactive_actions_enabled() and CmdlineParser.get_instance() is not None:
-            # Luigi's own command line would silently *run* the task instead
-            flag = "--" + action[0].replace("_", "-")
-            raise PylawError(f"{flag} is an action of pylaw's command line; use `pyl {self.get_task_family()} "
-                             f"... {flag} {action[1]}` (or `pylaw run`) instead of `luigi`")
         parent = getattr(super(), "setup_instance", None)
         if parent is not None:
             parent()
@@ -391,12 +347,6 @@ class Task(luigi.Task, metaclass=TaskRegister):
         """A file (or with ``dir=True`` a directory) target in this task's store directory."""
         cls = LocalDirectoryTarget if dir else LocalFileTarget
         return cls.from_normalized(self.local_path(*parts))
-
-    # -- helpers for interactive actions and workflows --------------------------------
-
-    def interactive_action(self) -> tuple[str, int] | None:
-        """The interactive action requested on the command line, as ``(name, depth)``."""
-        return requested_action()
 
 
 guard_directory_outputs(Task)  # directory outputs are "missing" until their task has finished

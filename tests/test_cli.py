@@ -79,16 +79,6 @@ def test_luigi_cli_runs_pylaw_tasks(project):
     assert (project / "store" / "Combine" / "v1" / "n=5" / "sum.json").exists()
 
 
-def test_interactive_action_through_luigi_cli_refuses_to_run(project):
-    exe = os.path.join(os.path.dirname(PYTHON), "luigi")
-    result = subprocess.run([exe, "--module", "mytasks", "Combine", "--version", "v1", "--local-scheduler",
-                             "--remove-output", "1"], cwd=project, env=cli_env(project), capture_output=True,
-                            text=True)
-    assert result.returncode != 0
-    assert "--remove-output is an action of pylaw's command line; use `pyl Combine" in result.stderr
-    assert not (project / "store").exists()
-
-
 def test_failure_gives_nonzero_exit(project):
     (project / "broken.py").write_text(TASKS.replace('"label": self.version', '"label": 1 / 0'))
     result = pyl(project, "Combine", "--module", "broken", "--version", "v1")
@@ -159,8 +149,8 @@ def test_fetch_output(project, tmp_path):
     pyl(project, "Combine", "--version", "v1")
     fetched = pyl(project, "Combine", "--version", "v1", "--fetch-output", "1", str(tmp_path / "copies"))
     assert fetched.returncode == 0, fetched.stderr
-    assert json.loads((tmp_path / "copies" / "Combine" / "sum.json").read_text()) == 10
-    assert len(os.listdir(tmp_path / "copies" / "Produce")) == 5
+    assert json.loads((tmp_path / "copies" / "Combine" / "v1" / "n=5" / "sum.json").read_text()) == 10
+    assert len(os.listdir(tmp_path / "copies" / "Produce" / "v1" / "n=5")) == 5
 
 
 def test_index_list_and_config(project):

@@ -2,7 +2,8 @@
 
 ``pylaw run Task [params]`` (or ``pyl Task [params]``) runs a task through Luigi, with a
 local scheduler unless ``--central-scheduler`` (or ``[pylaw] central_scheduler``) asks for
-luigid; interactive actions (``--print-status N`` ...) are handled here instead of running.
+luigid; interactive actions (``--print-status N`` ...) are performed on the root task
+instead of running it, by :mod:`pylaw.interactive`, as under ``luigi --module``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from luigi.interface import PidLockAlreadyTakenExit
 from luigi.task_register import Register
 
 from pylaw import __version__ as pylaw_version
-from pylaw import config, interactive
+from pylaw import config, interactive, luigi_private
 from pylaw.cli import preflight
 from pylaw.cli.index import build_index, find_module, import_task_module, read_index
 from pylaw.cli.init import write_config
@@ -36,7 +37,6 @@ from pylaw.errors import (
     UsageError,
     WorkflowChoiceError,
 )
-from pylaw.task import actions, enable_interactive_actions
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
 
@@ -84,45 +84,17 @@ def luigi_argv(args: Sequence[str]) -> list[str]:
     return argv
 
 
-def _confirm(question: str) -> bool:
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
-def run_interactive(task: luigi.Task) -> bool:
-    """Perform the interactive action requested on ``task``; False if there is none."""
-    action = task.interactive_action() if hasattr(task, "interactive_action") else None
-    if action is None:
-        return False
-    name, depth = action
-    out = sys.stdout
-    if name == "print_deps":
-        interactive.print_deps(task, depth, out)
-    elif name == "print_status":
-        interactive.print_status(task, depth, out)
-    elif name == "print_output":
-        interactive.print_output(task, depth, out)
-    elif name == "remove_output":
-        yes = bool(actions().yes)
-        interactive.remove_output(task, depth, out, confirm=(lambda q: True) if yes else _confirm)
-    elif name == "fetch_output":
-        interactive.fetch_output(task, depth, str(actions().fetch_dir), out)
-    return True
-
-
 def run(args: Sequence[str]) -> int:
     """Run (or act on) a task; returns the process exit code."""
     argv = luigi_argv(args)
     preflight.check(argv)
     warn_unknown_sections()
-    enable_interactive_actions()
-    with CmdlineParser.global_instance(argv) as parser:
-        task = build_root_task(parser)
-        if run_interactive(task):
-            return EXIT_OK
-        check_scheduler_reachable()
+    try:
+        with CmdlineParser.global_instance(argv) as parser:
+            build_root_task(parser)  # performs an interactive action on it, as under `luigi --module`
+            check_scheduler_reachable()
+    except interactive.ActionDone as done:
+        return int(done.code or 0)
     try:
         result = luigi.run(argv, detailed_summary=True)
     except PidLockAlreadyTakenExit:
@@ -180,7 +152,10 @@ def exit_code(status: luigi.LuigiStatusCode) -> int:
 
 def print_config() -> None:
     parser = luigi.configuration.get_config()
-    print(f"# config files read: {', '.join(getattr(parser, '_config_paths', [])) or 'none'}")
+    # the parser skips missing and unreadable files: list only those it read
+    read = [os.path.abspath(p) for p in luigi_private.config_paths() if os.path.isfile(p) and os.access(p, os.R_OK)]
+    read = list(dict.fromkeys(read))  # ./luigi.cfg may also be $LUIGI_CONFIG_PATH
+    print(f"# config files read: {', '.join(read) or 'none'}")
     print(f"# store root: {config.store_root()}")
     print(f"# task index: {config.index_path()}")
     for section in parser.sections():

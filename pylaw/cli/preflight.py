@@ -139,7 +139,8 @@ def _parse(option: Option, value: str, root: str) -> None:
         raise
     except Exception as exc:  # every parameter type raises its own kind
         where = "" if option.owner == root else f" (of [{option.owner}])"
-        raise UsageError(f"invalid value {value!r} for {option.flag}{where}: {_reason(option, exc)}") from None
+        raise UsageError(f"invalid value {value!r} for {option.flag}{where}: {_reason(option, exc)}"
+                         f"{_describe(option)}") from None
     if option.flag == "--workers" and parsed < 1:
         raise UsageError(f"invalid value {value!r} for --workers: at least 1 worker is needed")
 

@@ -1,0 +1,136 @@
+"""Copying outputs into a local directory (``--fetch-output``): mirrored, atomic, never clobbering.
+
+Each output lands below the destination at the path it has where it is stored, so the
+outputs of shift variations, of other parameter values and files sharing a basename keep
+distinct, recognisable paths:
+
+* a local output below the store root: ``DIR/<Family>/<version>/<params...>/<file>``;
+* a remote output: ``DIR/<storage name>/<path on the storage element>``;
+* a local output outside the store: ``DIR/_outside_store/<its absolute path>``.
+
+A copy is written under a hidden temporary name (``.pylaw-tmp-...``) next to its
+destination and renamed into place when complete, so an interrupted fetch never leaves a
+partial file under the final name. An existing destination is never replaced unless
+asked (``overwrite``); one with the same content is reported as already there.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import os
+
+from pylaw.target.base import DirectoryTarget, FileSystemTarget, temporary_name
+from pylaw.target.dirstage import publish, remove_tree
+from pylaw.target.local import LocalTargetMixin
+
+#: outcome of :func:`fetch`: copied to a new destination
+FETCHED = "fetched"
+#: outcome of :func:`fetch`: other content was at the destination and was replaced (``overwrite``)
+REPLACED = "replaced"
+#: outcome of :func:`fetch`: the same content was at the destination already
+ALREADY_THERE = "already there"
+#: outcome of :func:`fetch`: other content is at the destination; nothing was changed
+REFUSED = "refused"
+
+#: the directory below the destination that mirrors local outputs outside the store
+OUTSIDE_STORE = "_outside_store"
+
+#: what link(2) says on file systems without hard links (vfat, some FUSE mounts)
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK)
+
+
+def mirrored_path(target: FileSystemTarget, directory: str, store_root: str) -> str:
+    """Where ``target`` is fetched to below ``directory`` (see the module docstring)."""
+    if isinstance(target, LocalTargetMixin):
+        root = store_root.rstrip("/") + "/"
+        relative = target.path[len(root):] if target.path.startswith(root) else OUTSIDE_STORE + target.path
+    else:
+        storage = getattr(target, "fs_name", None)
+        if not storage:
+            raise TypeError(f"cannot fetch {target!r}: neither a local nor a remote target")
+        relative = storage + "/" + target.path.lstrip("/")  # remote paths are normalised: no "..", no "//"
+    return os.path.join(os.path.abspath(directory), relative)
+
+
+def fetch(target: FileSystemTarget, destination: str, overwrite: bool = False) -> str:
+    """Copy an existing ``target`` to the local path ``destination``; returns the outcome.
+
+    :data:`FETCHED` (new), :data:`REPLACED` (``overwrite`` and other content was there),
+    :data:`ALREADY_THERE` (the same content was there), :data:`REFUSED` (other content
+    is there and ``overwrite`` is False: nothing was changed).
+    """
+    if os.path.lexists(destination) and not overwrite:
+        if isinstance(target, LocalTargetMixin):  # compare in place, no copy needed
+            return ALREADY_THERE if same_content(target.path, destination) else REFUSED
+        if not isinstance(target, DirectoryTarget) and os.path.isfile(destination) \
+                and target.stat().size != os.path.getsize(destination):  # type: ignore[attr-defined]
+            return REFUSED  # a remote file of another size: no need to download it
+    parent, name = os.path.split(destination)
+    os.makedirs(parent, exist_ok=True)
+    staged = os.path.join(parent, temporary_name(name))
+    try:
+        target.copy_to(staged)  # type: ignore[attr-defined]
+        if os.path.lexists(destination):
+            if same_content(staged, destination):
+                return ALREADY_THERE
+            if not overwrite:
+                return REFUSED
+            if os.path.isdir(staged) or os.path.isdir(destination):
+                publish(staged, destination)  # swapped in one step where Linux allows it
+            else:
+                os.replace(staged, destination)
+            return REPLACED
+        return FETCHED if _publish_new(staged, destination) else REFUSED
+    finally:
+        if os.path.lexists(staged):
+            remove_tree(staged)
+
+
+def _publish_new(staged: str, destination: str) -> bool:
+    """Move ``staged`` to ``destination`` unless something appeared there meanwhile."""
+    try:
+        if os.path.isdir(staged):
+            if os.path.lexists(destination):
+                return False
+            os.rename(staged, destination)  # fails on a non-empty directory that appeared since
+        else:
+            os.link(staged, destination)  # unlike rename, never replaces; staged is removed after
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ENOTEMPTY:
+            return False
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # no hard links here: check, then rename (a file created in between would be replaced)
+        if os.path.lexists(destination):
+            return False
+        os.rename(staged, destination)
+    return True
+
+
+
+def same_content(a: str, b: str) -> bool:
+    """Whether two local files, or two directory trees, hold the same bytes under the same names."""
+    if os.path.isdir(a) != os.path.isdir(b):
+        return False
+    if not os.path.isdir(a):
+        return filecmp.cmp(a, b, shallow=False)
+    tree_a, tree_b = _tree(a), _tree(b)
+    if tree_a != tree_b:
+        return False
+    return all(is_dir or filecmp.cmp(os.path.join(a, rel), os.path.join(b, rel), shallow=False)
+               for rel, is_dir in tree_a.items())
+
+
+def _tree(root: str) -> dict[str, bool]:
+    """``{relative path: is a directory}`` of everything below ``root``."""
+    entries: dict[str, bool] = {}
+    for directory, subdirs, files in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        for name in subdirs:
+            entries[os.path.normpath(os.path.join(relative, name))] = True
+        for name in files:
+            entries[os.path.normpath(os.path.join(relative, name))] = False
+    return entries
