@@ -43,6 +43,7 @@ nitpicky = True
 # names are never ignored.
 EXTERNAL = {
     "abc": ["ABC"],
+    "collections": ["Counter"],
     "collections.abc": ["Callable", "Hashable", "Iterable", "Iterator", "Mapping", "Sequence"],
     "concurrent.futures": ["ThreadPoolExecutor"],
     "contextlib": ["AbstractContextManager"],
