@@ -16,6 +16,17 @@ upgrade of Luigi has one module to check.
     config that ``--workers`` sets; a local workflow that forks its branch workers must
     honour both routes alike. The running worker is found on the call stack (it stays
     there in a forked task process too).
+
+``luigi.execution_summary._summary_dict`` / ``_get_external_workers`` (:func:`run_partition`)
+    A ``LuigiRunResult`` carries only the status code and the summary *text*; which tasks
+    failed, were left pending for a failed requirement, or were held by another worker
+    (and which one) is computed by these two from the worker's task history. ``pyl``'s
+    summary and its exit code 3 ("held by another worker") need the sets themselves.
+
+The pid file of ``luigi.lock`` (:func:`pid_lock_holders`)
+    When Luigi's pid lock refuses a run it prints the holders' pids on stdout and raises
+    ``PidLockAlreadyTakenExit`` without them; ``pyl`` names them in its error message, so
+    it reads the file (one pid per line) that ``luigi.lock.get_info`` locates.
 """
 
 from __future__ import annotations
@@ -43,3 +54,26 @@ def running_worker_processes() -> int | None:
             return int(candidate.worker_processes)
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+def run_partition(result: Any) -> tuple[dict[str, set], dict[str, set]]:
+    """Tasks of a ``LuigiRunResult`` by summary status, and ``{other worker id: tasks it held}``."""
+    from luigi import execution_summary
+
+    worker = result.worker
+    return execution_summary._summary_dict(worker), dict(execution_summary._get_external_workers(worker))
+
+
+def pid_lock_holders(pid_dir: str) -> list[int]:
+    """Pids recorded in the pid lock file of this process's command line, other than this process."""
+    import os
+
+    from luigi import lock
+
+    _, _, pid_file = lock.get_info(pid_dir)
+    try:
+        with open(pid_file) as f:
+            pids = [int(line) for line in f.read().split() if line.strip().isdigit()]
+    except OSError:
+        return []
+    return [pid for pid in pids if pid != os.getpid()]
