@@ -88,14 +88,19 @@ def format_seconds(seconds: float) -> str:
 
 
 class _RoutedStream:
-    """A log handler's stream whose text goes through the board (directly, or by datagram from a fork)."""
+    """A stream to the terminal whose text goes through the board (directly, or by datagram from a fork)."""
 
     def __init__(self, board: Board, original: IO[str]) -> None:
         self.board, self.original, self.buffer = board, original, ""
 
     def write(self, text: str) -> int:
         self.buffer += text
+        if "\n" in text:
+            self.flush()
         return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding ... of the terminal
+        return getattr(self.original, name)
 
     def flush(self) -> None:
         text, self.buffer = self.buffer, ""
@@ -118,6 +123,7 @@ class Board:
         self.drawn = 0  # lines of the block on the terminal now
         self.lock = threading.RLock()
         self.routed: list[tuple[logging.StreamHandler, IO[str]]] = []
+        self.stderr: IO[str] | None = None  # sys.stderr before it was routed
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="pylaw-progress", daemon=True)
 
@@ -135,6 +141,8 @@ class Board:
             for handler, original in self.routed:
                 handler.setStream(original)
             self.routed.clear()
+            if self.stderr is not None:
+                sys.stderr, self.stderr = self.stderr, None
         self.reader.close()
         self.writer.close()
 
@@ -153,9 +161,15 @@ class Board:
         self.send(("log", text), wait=True)
 
     def route_logging(self) -> None:
-        """Send the records of handlers writing to our terminal through the board (this process and later forks)."""
+        """Send what goes to our terminal through the board (this process and later forks).
+
+        ``sys.stderr`` (``print``, warnings, and logging's last-resort handler) and the
+        stream handlers that hold the terminal's stream object themselves (Luigi's).
+        """
         if not self.tty:
             return
+        if not isinstance(sys.stderr, _RoutedStream) and _same_terminal(sys.stderr, self.stream):
+            self.stderr, sys.stderr = sys.stderr, _RoutedStream(self, sys.stderr)  # type: ignore[assignment]
         loggers = [logging.getLogger(), *(logging.getLogger(name) for name in ("luigi", "luigi-interface", "pylaw"))]
         for lg in loggers:  # not under self.lock: setStream takes the handler's lock, emit() holds it
             for handler in lg.handlers:

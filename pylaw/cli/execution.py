@@ -98,7 +98,7 @@ def workflow_lines(reports: list[dict[str, Any]]) -> str:
     lines = []
     for r in reports:
         failed, elsewhere = r["failed"], r["elsewhere"]
-        parts = [f"{r['total'] - len(failed) - len(elsewhere)} ran here"]
+        parts = [f"{r['total'] - len(failed) - len(elsewhere)} done here"]
         if failed:
             parts.append(f"{len(failed)} failed: {describe_numbers(failed)}")
         if elsewhere:

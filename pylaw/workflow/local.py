@@ -149,7 +149,7 @@ class LocalWorkflowProxy(WorkflowProxy):
                 record(branches[index], outcome, detail)
             if busy:
                 holders = ", ".join(sorted({str(pid) for pid in busy.values() if pid})) or "unknown"
-                logger.warning("%s: branches %s are being run by another process (pid %s): waiting for them",
+                logger.warning("%s: branch(es) %s are being run by another process (pid %s): waiting for them",
                                self.task, describe_numbers(list(busy)), holders)
                 progress.update()
                 by_number = {b.branch: b for b in branches}

@@ -60,9 +60,10 @@ TASKS = textwrap.dedent('''
 PYL = os.path.join(os.path.dirname(PYTHON), "pyl")
 
 
-def make_project(tmp_path: Path, cfg: str = "") -> Path:
+def make_project(tmp_path: Path, pylaw: str = "", cfg: str = "") -> Path:
+    """The tasks, and a luigi.cfg with ``pylaw`` added to its [pylaw] section and ``cfg`` at its end."""
     (tmp_path / "worktasks.py").write_text(TASKS)
-    (tmp_path / "luigi.cfg").write_text(f"[pylaw]\nmodules = worktasks\n[core]\nlog_level = WARNING\n{cfg}")
+    (tmp_path / "luigi.cfg").write_text(f"[pylaw]\nmodules = worktasks\n{pylaw}\n[core]\nlog_level = WARNING\n{cfg}")
     return tmp_path
 
 
