@@ -174,8 +174,8 @@ class Board:
         for lg in loggers:  # not under self.lock: setStream takes the handler's lock, emit() holds it
             for handler in lg.handlers:
                 stream = getattr(handler, "stream", None)
-                if (type(handler) is logging.StreamHandler and not isinstance(stream, _RoutedStream)
-                        and _same_terminal(stream, self.stream)):
+                if (type(handler) is logging.StreamHandler and stream is not None
+                        and not isinstance(stream, _RoutedStream) and _same_terminal(stream, self.stream)):
                     handler.setStream(_RoutedStream(self, stream))
                     self.routed.append((handler, stream))
 

@@ -24,6 +24,7 @@ from pylaw.processes import Interrupted, handle_signals
 from pylaw.progress import close_board, open_board, quiet
 from pylaw.workflow.base import describe_numbers
 
+
 def execute(argv: Sequence[str], status_code: Callable[[luigi.LuigiStatusCode], int], held: int,
             err: IO[str] | None = None) -> int:
     """``luigi.run(argv)`` with pyl's progress board and signal handling; returns the exit code.

@@ -7,6 +7,7 @@ import pty
 import re
 import select
 import subprocess
+from pathlib import Path
 
 from tests.cli.project import PYL, env, make_project, start
 
@@ -52,7 +53,7 @@ def test_summary_of_a_failing_run_shows_each_traceback_once(tmp_path):
     assert "8 to run, 4 done here, 4 failed: 3-5,7" in err, err
     assert re.search(r"pending: Total\(.*\) \(a requirement failed\)", err), err
     log = re.search(r"branch tracebacks: (\S+)\)", err).group(1)
-    assert open(log).read().count("RuntimeError: branch") == 4
+    assert Path(log).read_text().count("RuntimeError: branch") == 4
     assert "logs:    standard error" in err
 
 
