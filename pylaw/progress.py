@@ -134,6 +134,8 @@ class Board:
     def stop(self) -> None:
         """Take the last datagrams, clear the terminal lines, give the log handlers their streams back."""
         self.stopping.set()
+        with contextlib.suppress(OSError):
+            self.writer.send(pickle.dumps(("wake",)), socket.MSG_DONTWAIT)  # out of its select() now
         self.thread.join(5)
         with self.lock:
             self._drain()

@@ -5,8 +5,10 @@ overlapping ``--branches`` are two different workflow tasks; with a local schedu
 nothing is locked at all. So each branch takes a POSIX record lock on *one byte* (its
 number) of a lock file shared by every workflow whose branches are the same tasks (same
 family and significant parameters, whatever ``--branches``). Record locks belong to the
-process and vanish with it, even on SIGKILL: no stale lock files, no clean-up. They
-cost two ``fcntl`` calls per branch. Where the store is on a shared file system they
+process and vanish with it, even on SIGKILL: no stale lock files, no clean-up. The
+same byte records that a run made the branch, so only then does the next holder of the
+lock check the branch's outputs again. Cost per branch: two ``fcntl`` calls, a one-byte
+read and a one-byte write. Where the store is on a shared file system they
 hold across machines only if it supports POSIX locks (NFSv4 does).
 """
 
@@ -54,6 +56,14 @@ class BranchLocks:
     def lock(self, branch: int) -> None:
         """Wait for the lock of ``branch``."""
         fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, branch)
+
+    def made(self, branch: int) -> bool:
+        """Whether some run made ``branch`` since the lock file exists (a hint: outputs may be gone since)."""
+        return os.pread(self.fd, 1, branch) == b"\x01"
+
+    def mark_made(self, branch: int) -> None:
+        """Record, under the lock, that ``branch`` was made: a run waiting for it checks its outputs then."""
+        os.pwrite(self.fd, b"\x01", branch)
 
     def unlock(self, branch: int) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, branch)

@@ -69,10 +69,13 @@ def run_locked(task: Any, locks: BranchLocks | None, wait: bool = False) -> tupl
         if holder is not None:
             return BUSY, holder
     try:
-        if task.complete():  # another run made it while we listed the outputs
+        if locks.made(task.branch) and task.complete():  # another run made it while we listed the outputs
             return ELSEWHERE, None
         error = run_branch(task)
-        return (OK, None) if error is None else (FAILED, error)
+        if error is not None:
+            return FAILED, error
+        locks.mark_made(task.branch)
+        return OK, None
     finally:
         locks.unlock(task.branch)
 
