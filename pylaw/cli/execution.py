@@ -10,6 +10,7 @@ stopped first, see :mod:`pylaw.processes`).
 
 from __future__ import annotations
 
+import collections
 import logging
 import signal
 import sys
@@ -73,9 +74,11 @@ def signal_name(signum: int) -> str:
 def summarize(sets: dict[str, set], others: dict[str, set], reports: list[dict[str, Any]]) -> str:
     """The summary of a finished run: what ran, failed, stayed pending, who held what, where the logs are."""
     lines = ["pylaw summary:"]
-    ran = sorted(map(str, sets.get("completed", ())))
+    ran = collections.Counter(task.get_task_family() for task in sets.get("completed", ()))
+    families = ", ".join(f"{family} x{count}" if count > 1 else family for family, count in sorted(ran.items()))
     done = len(sets.get("already_done", ()))
-    lines.append(f"  ran:     {len(ran)} task(s) successfully, {done} already complete")
+    lines.append(f"  ran:     {sum(ran.values())} task(s) successfully{f' ({families})' if families else ''}, "
+                 f"{done} already complete")
     if reports:
         lines.append(workflow_lines(reports))
     for task in sorted(sets.get("failed", ()), key=str):
