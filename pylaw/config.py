@@ -36,6 +36,9 @@ class pylaw(luigi.Config):  # noqa: N801 - the class name is the config section 
     central_scheduler = luigi.BoolParameter(
         default=False, description="let `pylaw run` use luigid instead of a local scheduler"
     )
+    progress_interval = luigi.FloatParameter(
+        default=5.0, description="seconds between progress lines of a local workflow when not on a terminal"
+    )
     shift_sources = luigi.Parameter(
         default="", description="extra systematic sources, e.g. 'jes, pdf' (see pylaw.shift)"
     )

@@ -25,6 +25,17 @@ upgrade of Luigi has one module to check.
     The files Luigi's config parser reads, in order (its defaults, ``LUIGI_CONFIG_PATH``,
     ``add_config_path()``). ``pylaw config`` shows which of them exist and were read;
     Luigi keeps no public list, and ``reload()`` re-reads them.
+
+``luigi.execution_summary._summary_dict`` / ``_get_external_workers`` (:func:`run_partition`)
+    A ``LuigiRunResult`` carries only the status code and the summary *text*; which tasks
+    failed, were left pending for a failed requirement, or were held by another worker
+    (and which one) is computed by these two from the worker's task history. ``pyl``'s
+    summary and its exit code 3 ("held by another worker") need the sets themselves.
+
+The pid file of ``luigi.lock`` (:func:`pid_lock_holders`)
+    When Luigi's pid lock refuses a run it prints the holders' pids on stdout and raises
+    ``PidLockAlreadyTakenExit`` without them; ``pyl`` names them in its error message, so
+    it reads the file (one pid per line) that ``luigi.lock.get_info`` locates.
 """
 
 from __future__ import annotations
@@ -78,3 +89,25 @@ def config_paths() -> list[str]:
     import luigi.configuration
 
     return list(getattr(type(luigi.configuration.get_config()), "_config_paths", []))
+
+def run_partition(result: Any) -> tuple[dict[str, set], dict[str, set]]:
+    """Tasks of a ``LuigiRunResult`` by summary status, and ``{other worker id: tasks it held}``."""
+    from luigi import execution_summary
+
+    worker = result.worker
+    return execution_summary._summary_dict(worker), dict(execution_summary._get_external_workers(worker))
+
+
+def pid_lock_holders(pid_dir: str) -> list[int]:
+    """Pids recorded in the pid lock file of this process's command line, other than this process."""
+    import os
+
+    from luigi import lock
+
+    _, _, pid_file = lock.get_info(pid_dir)
+    try:
+        with open(pid_file) as f:
+            pids = [int(line) for line in f.read().split() if line.strip().isdigit()]
+    except OSError:
+        return []
+    return [pid for pid in pids if pid != os.getpid()]

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
-from luigi.interface import PidLockAlreadyTakenExit
 from luigi.task_register import Register
 
 from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive, luigi_private
 from pylaw.cli import preflight
+from pylaw.cli.execution import execute
 from pylaw.cli.index import build_index, find_module, import_task_module, read_index
 from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
@@ -95,13 +95,8 @@ def run(args: Sequence[str]) -> int:
             check_scheduler_reachable()
     except interactive.ActionDone as done:
         return int(done.code or 0)
-    try:
-        result = luigi.run(argv, detailed_summary=True)
-    except PidLockAlreadyTakenExit:
-        print("pylaw: the same command is already running on this machine (Luigi's pid lock); "
-              "wait for it, or pass --no-lock to run anyway", file=sys.stderr)
-        return EXIT_HELD
-    return exit_code(result.status)
+    # progress, signals (130/143), Luigi's pid lock and luigid's other workers (EXIT_HELD), the summary
+    return execute(argv, exit_code, held=EXIT_HELD)
 
 
 def warn_unknown_sections() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -21,15 +22,24 @@ from typing import Any, ClassVar
 import luigi
 from luigi.task import flatten
 
+from pylaw import config
 from pylaw.errors import BranchFailuresError
 from pylaw.luigi_private import running_worker_processes
+from pylaw.processes import as_forked_worker
+from pylaw.progress import WorkflowProgress
 from pylaw.target.local import finish_directory_outputs
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
+from pylaw.workflow.branchlock import BranchLocks
 
 logger = logging.getLogger("pylaw.workflow")
 
-# Branch tasks handed to forked worker processes (inherited through fork, never pickled).
+# Branch tasks and their locks handed to forked worker processes (inherited through fork, never pickled).
 _FORKED_BRANCHES: Sequence[Any] = ()
+_FORKED_LOCKS: BranchLocks | None = None
+
+# What became of a branch: run here (ok or failed), found complete once its lock was
+# ours (another run made it), or busy (another process holds its lock; detail: its pid).
+OK, FAILED, ELSEWHERE, BUSY = "ok", "failed", "elsewhere", "busy"
 
 
 def run_branch(task: Any) -> str | None:
@@ -47,8 +57,31 @@ def run_branch(task: Any) -> str | None:
     return None
 
 
-def _run_forked(index: int) -> tuple[int, str | None]:
-    return index, run_branch(_FORKED_BRANCHES[index])
+def run_locked(task: Any, locks: BranchLocks | None, wait: bool = False) -> tuple[str, Any]:
+    """Run a branch under its lock; ``(outcome, detail)``: the traceback if FAILED, the holder's pid if BUSY."""
+    if locks is None:
+        error = run_branch(task)
+        return (OK, None) if error is None else (FAILED, error)
+    if wait:
+        locks.lock(task.branch)
+    else:
+        holder = locks.try_lock(task.branch)
+        if holder is not None:
+            return BUSY, holder
+    try:
+        if locks.made(task.branch) and task.complete():  # another run made it while we listed the outputs
+            return ELSEWHERE, None
+        error = run_branch(task)
+        if error is not None:
+            return FAILED, error
+        locks.mark_made(task.branch)
+        return OK, None
+    finally:
+        locks.unlock(task.branch)
+
+
+def _run_forked(index: int) -> tuple[int, tuple[str, Any]]:
+    return index, run_locked(_FORKED_BRANCHES[index], _FORKED_LOCKS)
 
 
 class LocalWorkflowProxy(WorkflowProxy):
@@ -67,13 +100,17 @@ class LocalWorkflowProxy(WorkflowProxy):
         if pending:
             logger.info("%s: %d requirements of branches are missing, scheduling them", task, len(pending))
             yield pending
+        luigi_parent = multiprocessing.parent_process()
+        if luigi_parent is not None:  # a task process Luigi forked (--workers N): must not outlive pyl
+            as_forked_worker(luigi_parent.pid)
         failures = self.execute(branches)
         if failures:
             first = min(failures)
+            last_line = failures[first].rstrip().rpartition("\n")[2]
             raise BranchFailuresError(
                 f"{len(failures)} of {len(branches)} branches of {task.get_task_family()} failed: "
-                f"{describe_numbers(list(failures))}. First failure (branch {first}):\n{failures[first]}",
-                failures)
+                f"{describe_numbers(list(failures))}. First failure (branch {first}): {last_line} "
+                f"(tracebacks: logged above and in {failure_log(task)})", failures)
 
     @staticmethod
     def incomplete_requirements(branches: Sequence[Any]) -> list[Any]:
@@ -86,16 +123,52 @@ class LocalWorkflowProxy(WorkflowProxy):
         return [dep for dep in seen.values() if not dep.complete()]
 
     def execute(self, branches: Sequence[Any]) -> dict[int, str]:
-        """Run the branches; returns ``{branch: traceback}`` of the failed ones."""
+        """Run the branches; returns ``{branch: traceback}`` of the failed ones.
+
+        A branch whose lock another process holds is left for last: then its lock is
+        awaited, and it runs here unless the other run made it meanwhile.
+        """
         workers = max(1, min(self.worker_count(), len(branches)))
         failures: dict[int, str] = {}
-        progress = Progress(self.task, len(branches))
-        for index, error in self.results(branches, workers):
-            if error is not None:
-                failures[branches[index].branch] = error
-                logger.error("branch %d of %s failed:\n%s", branches[index].branch, self.task, error)
-            progress.step(failed=error is not None)
-        progress.report()
+        busy: dict[int, int] = {}
+        elsewhere: list[int] = []
+        progress = WorkflowProgress(self.task, len(branches))
+        locks = BranchLocks(self.task) if branches else None
+
+        def record(branch: Any, outcome: str, detail: Any) -> None:
+            if outcome == BUSY:
+                busy[branch.branch] = detail
+                progress.waiting = len(busy)
+                return
+            if outcome == FAILED:
+                failures[branch.branch] = detail
+                logger.error("branch %d of %s failed:\n%s", branch.branch, self.task, detail)
+            elif outcome == ELSEWHERE:
+                elsewhere.append(branch.branch)
+            progress.step(failed=outcome == FAILED)
+
+        try:
+            for index, (outcome, detail) in self.results(branches, workers, locks):
+                record(branches[index], outcome, detail)
+            if busy:
+                holders = ", ".join(sorted({str(pid) for pid in busy.values() if pid})) or "unknown"
+                logger.warning("%s: branch(es) %s are being run by another process (pid %s): waiting for them",
+                               self.task, describe_numbers(list(busy)), holders)
+                progress.update()
+                by_number = {b.branch: b for b in branches}
+                for number in sorted(busy):
+                    outcome, detail = run_locked(by_number[number], locks, wait=True)
+                    progress.waiting -= 1
+                    record(by_number[number], outcome, detail)
+        finally:
+            if locks is not None:
+                locks.close()
+        if failures:
+            write_failure_log(self.task, failures)
+        progress.finish({"family": self.task.get_task_family(), "total": len(branches),
+                         "failed": sorted(failures), "elsewhere": sorted(elsewhere),
+                         "holders": sorted({pid for pid in busy.values() if pid}),
+                         "log": failure_log(self.task) if failures else ""})
         return failures
 
     @staticmethod
@@ -105,42 +178,35 @@ class LocalWorkflowProxy(WorkflowProxy):
         return running_worker_processes() or luigi.interface.core().workers
 
     @staticmethod
-    def results(branches: Sequence[Any], workers: int) -> Iterator[tuple[int, str | None]]:
+    def results(branches: Sequence[Any], workers: int, locks: BranchLocks | None
+                ) -> Iterator[tuple[int, tuple[str, Any]]]:
         if workers == 1:
             for index, branch in enumerate(branches):
-                yield index, run_branch(branch)
+                yield index, run_locked(branch, locks)
             return
-        global _FORKED_BRANCHES
-        _FORKED_BRANCHES = branches
+        global _FORKED_BRANCHES, _FORKED_LOCKS
+        _FORKED_BRANCHES, _FORKED_LOCKS = branches, locks
         try:
             chunk = max(1, len(branches) // (workers * 16))
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(
+                    workers, initializer=as_forked_worker, initargs=(os.getpid(),)) as pool:
                 yield from pool.imap_unordered(_run_forked, range(len(branches)), chunksize=chunk)
         finally:
-            _FORKED_BRANCHES = ()
+            _FORKED_BRANCHES, _FORKED_LOCKS = (), None
 
 
-class Progress:
-    """Reports branch progress to the scheduler, at most once per second."""
+def failure_log(task: Any) -> str:
+    """Where the tracebacks of a workflow's failed branches are written (the last run's)."""
+    return os.path.join(config.store_root(), ".pylaw-logs", f"{task.task_id}.failures.log")
 
-    def __init__(self, task: Any, total: int) -> None:
-        self.task, self.total, self.done, self.failed = task, total, 0, 0
-        self.last_report = 0.0
 
-    def step(self, failed: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        if time.monotonic() - self.last_report >= 1.0:
-            self.report()
-
-    def report(self) -> None:
-        self.last_report = time.monotonic()
-        percent = 100 if not self.total else int(100 * self.done / self.total)
-        # Luigi's worker injects these callbacks; they are None outside a worker
-        if callable(self.task.set_progress_percentage):
-            self.task.set_progress_percentage(percent)
-        if callable(self.task.set_status_message):
-            self.task.set_status_message(f"branches: {self.done}/{self.total} done, {self.failed} failed")
+def write_failure_log(task: Any, failures: dict[int, str]) -> None:
+    path = failure_log(task)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"# {task}: {len(failures)} failed branches, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        for number in sorted(failures):
+            f.write(f"\n## branch {number}\n{failures[number]}")
 
 
 class LocalWorkflow(BaseWorkflow):

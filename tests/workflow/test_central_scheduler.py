@@ -68,7 +68,8 @@ def test_same_workflow_never_runs_twice_at_once(tmp_path, luigid):  # noqa: F811
     assert branches == list(range(10)), "every branch ran exactly once"
     assert len(pids) == 1, "both processes ran branches: luigid's lock did not hold"
     assert len(os.listdir(tmp_path / "store" / "Slow" / "v1" / "n=10" / "fail=-1")) == 10
-    assert second.returncode == 0, outputs[1]
+    assert second.returncode == 3, outputs[1]  # held by the first one's worker, and told so
+    assert "run by another worker" in outputs[1][1], outputs[1]
 
 
 def test_equals_form_of_scheduler_options_reaches_luigid(tmp_path, luigid):  # noqa: F811
