@@ -305,3 +305,21 @@ def test_luigi_module(project, name):
 
 def test_there_are_at_least_sixty_cases():
     assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("via_luigi", [False, True], ids=["pyl", "luigi"])
+def test_corrupt_input_is_named_and_nothing_downstream_is_written(tmp_path, via_luigi):
+    (tmp_path / "mytasks.py").write_text(TASKS)
+    write_config(str(tmp_path), "mytasks", str(tmp_path / "store"))
+    env = cli_env(tmp_path, LUIGI_CONFIG_PATH=str(tmp_path / "luigi.cfg"))
+    made = subprocess.run([exe("pyl"), "Produce", *V, "--local"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    corrupt = tmp_path / "store" / "Produce" / "v1" / "n=5" / "p_2.json"
+    corrupt.write_text('{"branch": ')  # truncated, as by a full disk outside pylaw
+    argv = ([exe("luigi"), "--module", "mytasks", "Combine", *V, "--local-scheduler"] if via_luigi
+            else [exe("pyl"), "Combine", *V])
+    result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot read {corrupt} as json" in result.stderr
+    assert not (tmp_path / "store" / "Combine").exists()
