@@ -23,7 +23,7 @@ def build(task) -> bool:
     return luigi.build([task], local_scheduler=True, log_level="CRITICAL")
 
 
-class WritesOne(pylaw.Task):
+class MissingOutWritesOne(pylaw.Task):
     def output(self):
         return {"a": self.local_target("a.txt"), "b": self.local_target("b.txt")}
 
@@ -31,21 +31,21 @@ class WritesOne(pylaw.Task):
         self.output()["a"].dump("a")
 
 
-class WritesTheRest(WritesOne):
+class MissingOutWritesTheRest(MissingOutWritesOne):
     def run(self):
         super().run()  # the check waits for the outermost run()
         self.output()["b"].dump("b")
 
 
-class Dynamic(pylaw.Task):
+class MissingOutDynamic(pylaw.Task):
     def output(self):
         return self.local_target("dyn.txt")
 
     def run(self):
-        yield WritesTheRest(version=self.version)
+        yield MissingOutWritesTheRest(version=self.version)
 
 
-class OwnComplete(pylaw.Task):
+class MissingOutOwnComplete(pylaw.Task):
     def output(self):
         return self.local_target("never.txt")
 
@@ -57,23 +57,24 @@ class OwnComplete(pylaw.Task):
 
 
 def test_missing_output_fails_naming_it():
-    task = WritesOne(version="v1")
+    task = MissingOutWritesOne(version="v1")
     assert not build(task)
     (error,) = FAILURES
     assert isinstance(error, MissingOutputError)
-    assert str(error) == f"WritesOne.run() returned without writing 1 of its outputs: {task.output()['b'].path}"
+    missing = task.output()["b"].path
+    assert str(error) == f"MissingOutWritesOne.run() returned without writing 1 of its outputs: {missing}"
 
 
 def test_writing_after_super_run_is_fine():
-    assert build(WritesTheRest(version="v1")), FAILURES
+    assert build(MissingOutWritesTheRest(version="v1")), FAILURES
 
 
 def test_generator_run_is_checked_when_it_ends():
-    task = Dynamic(version="v1")
+    task = MissingOutDynamic(version="v1")
     assert not build(task)
     assert [type(e) for e in FAILURES] == [MissingOutputError] and task.output().path in str(FAILURES[0])
-    assert WritesTheRest(version="v1").complete(), "the dynamic requirement ran before the check"
+    assert MissingOutWritesTheRest(version="v1").complete(), "the dynamic requirement ran before the check"
 
 
 def test_own_complete_decides_itself():
-    assert build(OwnComplete(version="v1")), FAILURES
+    assert build(MissingOutOwnComplete(version="v1")), FAILURES
