@@ -64,13 +64,22 @@ class JobBatch:
     requests: tuple[JobRequest, ...]
 
 
+class Refusal(str, enum.Enum):
+    """Why a request has no job id after :meth:`JobManager.submit`."""
+
+    FINAL = "final"          # the batch system refused it (bad options): counts as a failed attempt
+    TRANSIENT = "transient"  # refused for now (queue limits, daemon busy): resubmitted, no attempt used
+    UNKNOWN = "unknown"      # the call timed out: it may have been submitted, looked up by name first
+
+
 @dataclass(frozen=True)
 class SubmitResult:
-    """Outcome of submitting one request: its job id, or why it was not submitted."""
+    """Outcome of submitting one request: its job id, or why it has none (``refusal``, ``error``)."""
 
     key: str
     job_id: str | None
     error: str = ""
+    refusal: Refusal = Refusal.FINAL
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,11 @@ class JobManager(ABC):
     def cleanup(self, job_ids: Sequence[str]) -> None:  # noqa: B027 - optional, most systems keep nothing
         """Remove what the batch system keeps of finished jobs (default: nothing to do)."""
 
-    def find(self, names: Sequence[str]) -> dict[str, list[str]]:
-        """Job ids per job name, for names the batch system still knows (if ``find_by_name``)."""
+    def find(self, names: Sequence[str]) -> dict[str, dict[int, str]]:
+        """``{batch name: {index of the request in its batch: job id}}`` for names the batch system knows.
+
+        Backend-neutral crash recovery: each backend knows how its ids relate to a batch
+        (Slurm's array elements ``12_3``, HTCondor's ``cluster.proc``); the poller only
+        matches the index it saved. Empty unless ``find_by_name``.
+        """
         return {}

@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pylaw.errors import RemoteWorkflowFailedError
-from pylaw.job.base import JobContext, JobFileFactory, JobManager, JobRequest, JobState, JobStatus
+from pylaw.errors import CommandError, RemoteWorkflowFailedError
+from pylaw.job.base import JobContext, JobFileFactory, JobManager, JobRequest, JobState, JobStatus, Refusal
 from pylaw.job.state import JobRecord, RecordStatus, SubmissionState
 
 #: polls in which the batch system does not know a job before it counts as ended
@@ -41,6 +41,7 @@ class PollSettings:
     poll_interval: float = 30.0
     max_polling_time: float = 0   # seconds; 0: no limit
     no_poll: bool = False         # submit once and return
+    poll_fails: int = 5           # failed status queries in a row tolerated before giving up
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,12 @@ class JobPoller:
         self.report_to = report
         self.sleep = sleep
         self.last_error = ""
+        self.query_failures, self.query_problem = 0, ""
         self.existing_branches: set[int] = set()
 
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        self.recover()
         started = time.monotonic()
         while True:
             outcome = self.poll_once()
@@ -97,7 +98,19 @@ class JobPoller:
 
     def poll_once(self) -> Outcome | None:
         """One round; returns the outcome once it is decided."""
-        states = self.query()
+        self.recover()  # submissions whose answer was lost (a crash, a timed-out call) are looked up first
+        try:
+            states = self.query()
+        except CommandError as exc:
+            self.query_failures += 1
+            if self.query_failures > self.settings.poll_fails:
+                raise RemoteWorkflowFailedError(
+                    f"the batch system could not be queried {self.query_failures} times in a row (last: {exc}); "
+                    f"the jobs keep running: rerun the same command to reattach", self.failed_branches()) from exc
+            self.query_problem = f"status query failed ({self.query_failures}/{self.settings.poll_fails}): {exc}"
+            self.report()
+            return None  # no news is not "unknown": nothing is classified, resubmitted or decided this round
+        self.query_failures, self.query_problem = 0, ""
         self.existing_branches = self.existing()  # after the query: a job seen ending has written its outputs
         self.classify(states)
         self.submit()
@@ -113,11 +126,10 @@ class JobPoller:
             return
         found = self.manager.find(sorted({record.batch for record in lost}))
         for record in lost:
-            ids = found.get(record.batch, [])
-            single = ids[0] if len(ids) == 1 else None  # a batch without array: one job, no index
-            job_id = next((i for i in ids if i.endswith(f"_{record.index}")), single)
+            job_id = found.get(record.batch, {}).get(record.index)
             record.job_id = job_id
             record.status = RecordStatus.PENDING if job_id else RecordStatus.QUEUED
+            record.unknown_polls = 0
         self.state.save()
 
     def query(self) -> dict[str, JobState]:
@@ -185,10 +197,15 @@ class JobPoller:
             record = self.state.jobs[result.key]
             if result.job_id:
                 record.job_id, record.status, record.unknown_polls = result.job_id, RecordStatus.PENDING, 0
+                continue
+            self.last_error = result.error
+            record.history.append({"attempt": record.attempt, "job_id": None, "status": result.refusal.value,
+                                   "error": result.error})
+            if result.refusal is Refusal.UNKNOWN:
+                pass  # stays SUBMITTING: the next round looks it up by name before anything is resubmitted
+            elif result.refusal is Refusal.TRANSIENT:
+                record.status = RecordStatus.QUEUED  # tried again next round, without using up an attempt
             else:
-                self.last_error = result.error
-                record.history.append({"attempt": record.attempt, "job_id": None, "status": "refused",
-                                       "error": result.error})
                 self.retry_or_give_up(record, record.branches)
         self.state.save()
 
@@ -221,6 +238,8 @@ class JobPoller:
                 f"| jobs: {counts['queued']} queued, {counts['pending']} pending, "
                 f"{counts['running']} running, {counts['done']} done, {retried} retried, "
                 f"{counts['given_up']} given up")
+        if self.query_problem:
+            line += f" | {self.query_problem}"
         percent = 100 if not self.branches else int(100 * done / len(self.branches))
         self.report_to(line, percent)
 

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from pylaw.errors import CommandError, JobFileError
+from pylaw.errors import CommandError, CommandTimeoutError, JobFileError
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -42,6 +42,7 @@ from pylaw.job.base import (
     JobRequest,
     JobState,
     JobStatus,
+    Refusal,
     SubmitResult,
 )
 from pylaw.job.command import CommandRunner
@@ -118,6 +119,11 @@ class SlurmJobManager(JobManager):
     cancel_command: ClassVar[list[str]] = ["scancel"]
 
     submit_regex: ClassVar[re.Pattern] = re.compile(r"^(\d+)(?:;\S+)?\s*$")
+    # refusals that go away by themselves: a full queue (MaxJobCount: EAGAIN), a per-user submit
+    # limit of the association or QOS, an overloaded or restarting slurmctld
+    transient_regex: ClassVar[re.Pattern] = re.compile(
+        r"Resource temporarily unavailable|temporarily unable|Socket timed out|Unable to contact slurm controller"
+        r"|job submit limit|MaxSubmitJob", re.IGNORECASE)
     job_line_regex: ClassVar[re.Pattern] = re.compile(r"^(\d+(?:_\d+)?)\|([A-Z_]+)[^|]*\|?(.*)$")
     scontrol_field_regex: ClassVar[re.Pattern] = re.compile(r"(\w+)=(\S*)")
     config_regex: ClassVar[re.Pattern] = re.compile(r"^(\w+)\s*=\s*(.*?)\s*$", re.M)
@@ -172,8 +178,12 @@ class SlurmJobManager(JobManager):
         keys = [request.key for request in batch.requests]
         try:
             output = self.runner.run([*self.submit_command, batch.path]).stdout
+        except CommandTimeoutError as exc:  # sbatch may have queued it before the answer was lost
+            return [SubmitResult(key, None, f"sbatch did not answer for {batch.path}: {exc}", Refusal.UNKNOWN)
+                    for key in keys]
         except CommandError as exc:
-            return [SubmitResult(key, None, f"sbatch refused {batch.path}: {exc}") for key in keys]
+            refusal = Refusal.TRANSIENT if self.transient_regex.search(str(exc)) else Refusal.FINAL
+            return [SubmitResult(key, None, f"sbatch refused {batch.path}: {exc}", refusal) for key in keys]
         match = self.submit_regex.match(output.strip())
         if match is None:
             return [SubmitResult(key, None, f"unexpected sbatch output {output!r}") for key in keys]
@@ -277,14 +287,15 @@ class SlurmJobManager(JobManager):
             if result.returncode != 0:
                 logger.warning("scancel reported: %s", result.stderr.strip())
 
-    def find(self, names: Sequence[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
+    def find(self, names: Sequence[str]) -> dict[str, dict[int, str]]:
+        found: dict[str, dict[int, str]] = {}
         for group in chunks(list(names), self.ids_per_call):
             result = self.runner.run([*self.find_command, f"--name={','.join(group)}"], check=False)
             for line in result.stdout.splitlines():
                 job_id, _, name = line.strip().partition("|")
-                if name in group:
-                    found.setdefault(name, []).append(job_id)
+                _, sep, index = job_id.partition("_")
+                if name in group and (not sep or index.isdigit()):  # "12" alone is the batch's only job
+                    found.setdefault(name, {})[int(index) if sep else 0] = job_id
         return found
 
 

@@ -32,7 +32,7 @@ from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
 #: parameters that configure the submission, never passed on to the branch tasks in jobs
 REMOTE_PARAMS = frozenset({
     "tasks_per_job", "parallel_jobs", "retries", "tolerance", "acceptance", "poll_interval", "walltime",
-    "max_polling_time", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs",
+    "max_polling_time", "poll_fails", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs",
     "pilot",
 })
 #: workflow-level and interactive parameters, also not passed on
@@ -90,7 +90,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         t = self.task
         return PollSettings(tasks_per_job=t.tasks_per_job, parallel_jobs=t.parallel_jobs, retries=t.retries,
                             tolerance=t.tolerance, acceptance=t.acceptance, poll_interval=t.poll_interval,
-                            max_polling_time=t.max_polling_time, no_poll=t.no_poll)
+                            max_polling_time=t.max_polling_time, no_poll=t.no_poll, poll_fails=t.poll_fails)
 
     def load_state(self) -> SubmissionState:
         target = self.task.remote_state_target()
@@ -119,7 +119,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
                 ids = [r.job_id for r in active if r.job_id]
                 lost = [r.batch for r in active if not r.job_id]
                 if lost:  # interrupted submissions: their ids were never saved
-                    ids += [i for found in manager.find(sorted(set(lost))).values() for i in found]
+                    ids += [i for found in manager.find(sorted(set(lost))).values() for i in found.values()]
                 manager.cancel(ids)
                 self.wait_until_gone(manager, ids)
             for record in state.jobs.values():
@@ -174,6 +174,9 @@ class BaseRemoteWorkflow(BaseWorkflow):
                                       description="time between polls")
     walltime = DurationParameter(default="0", significant=False, positional=False, visibility=HIDDEN,
                                  description="per-job time limit; 0: default")
+    poll_fails = luigi.IntParameter(
+        default=5, significant=False, positional=False, visibility=HIDDEN,
+        description="failed status queries in a row tolerated before the workflow gives up polling")
     max_polling_time = DurationParameter(
         default="2d", significant=False, positional=False, visibility=HIDDEN,
         description="stop polling after this time; 0: never")

@@ -89,3 +89,19 @@ def test_cancelled_pending_array_is_one_record_for_all_elements():
     assert {k: v.status for k, v in states.items()} == {"1": JobStatus.FAILED}
     records = SlurmJobManager.parse_scontrol(read("scontrol_cancelled_pending_array.txt"))
     assert set(records) == {"1"}  # not "1_4294967294"
+
+
+@pytest.mark.parametrize("stderr,transient", [
+    # sbatch's messages (Slurm 22.05) for refusals that go away by themselves ...
+    ("sbatch: error: Batch job submission failed: Resource temporarily unavailable", True),
+    ("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates "
+     "accounting/QOS policy (job submit limit, user's size and/or time limits)", True),
+    ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", True),
+    # ... and for those that do not
+    ("sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+    ("sbatch: error: invalid partition specified: no_such_partition", False),
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not available", False),
+])
+def test_transient_sbatch_refusals_are_told_apart(stderr, transient):
+    assert bool(SlurmJobManager.transient_regex.search(stderr)) is transient

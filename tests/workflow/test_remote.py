@@ -12,7 +12,7 @@ import pytest
 from luigi.parameter import ParameterVisibility
 
 import pylaw
-from pylaw.errors import RemoteWorkflowFailedError, SubmissionStateError
+from pylaw.errors import CommandError, RemoteWorkflowFailedError, SubmissionStateError
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -21,6 +21,7 @@ from pylaw.job.base import (
     JobManager,
     JobState,
     JobStatus,
+    Refusal,
     SubmitResult,
 )
 from pylaw.job.branch import make_task, parse
@@ -45,25 +46,45 @@ class NamedBatches(JobFileFactory):
 
 
 class MemoryBatch(JobManager):
+    """Test double of a batch system. Its ids (``mem-0007``) are shaped like no real system's, so
+    code that assumes Slurm's ``12_3`` or HTCondor's ``12.3`` fails here."""
+
     capabilities = Capabilities(arrays=True, max_array_size=100, find_by_name=True)
 
     def __init__(self) -> None:
         super().__init__()
         # job id -> (batch name, branches, status)
         self.jobs: dict[str, tuple[str, tuple[int, ...], JobStatus]] = {}
+        self.index_in_batch: dict[str, int] = {}
         self.submit_calls = 0
+        self.lose_answers = 0      # next submit calls queue the jobs but the answer is lost (a timeout)
+        self.time_out_unsent = 0   # next submit calls time out before anything is queued
+        self.refuse_transiently = 0
+        self.failing_queries = 0
 
     def submit(self, batches):
         self.submit_calls += 1
+        requests = [(batch, index, request) for batch in batches for index, request in enumerate(batch.requests)]
+        if self.refuse_transiently or self.time_out_unsent:
+            refusal = Refusal.TRANSIENT if self.refuse_transiently else Refusal.UNKNOWN
+            self.refuse_transiently, self.time_out_unsent = max(0, self.refuse_transiently - 1), \
+                max(0, self.time_out_unsent - (refusal is Refusal.UNKNOWN))
+            return [SubmitResult(request.key, None, "queue full", refusal) for _, _, request in requests]
         results = []
-        for batch in batches:
-            for index, request in enumerate(batch.requests):
-                job_id = f"{len(self.jobs) + 1}_{index}"
-                self.jobs[job_id] = (batch.name, request.branches, JobStatus.PENDING)
-                results.append(SubmitResult(request.key, job_id))
+        for batch, index, request in requests:
+            job_id = f"mem-{len(self.jobs) + 1:04d}"
+            self.jobs[job_id] = (batch.name, request.branches, JobStatus.PENDING)
+            self.index_in_batch[job_id] = index
+            results.append(SubmitResult(request.key, job_id))
+        if self.lose_answers:
+            self.lose_answers -= 1
+            return [SubmitResult(r.key, None, "no answer in 120 s", Refusal.UNKNOWN) for r in results]
         return results
 
     def query(self, job_ids):
+        if self.failing_queries:
+            self.failing_queries -= 1
+            raise CommandError("squeue-like query timed out", ["query"], 1, "")
         return {i: JobState(self.jobs[i][2] if i in self.jobs else JobStatus.UNKNOWN) for i in job_ids}
 
     def cancel(self, job_ids):
@@ -71,10 +92,10 @@ class MemoryBatch(JobManager):
             self.end(i, JobStatus.FAILED)
 
     def find(self, names):
-        found: dict[str, list[str]] = {}
+        found: dict[str, dict[int, str]] = {}
         for job_id, (name, _, _) in self.jobs.items():
             if name in names:
-                found.setdefault(name, []).append(job_id)
+                found.setdefault(name, {})[self.index_in_batch[job_id]] = job_id
         return found
 
     def end(self, job_id, status):
@@ -155,6 +176,67 @@ def test_crash_during_submission_is_recovered_by_job_name(world):
     assert all(r.status is RecordStatus.PENDING and r.job_id for r in rerun.state.jobs.values())
     rerun.poll_once()
     assert manager.submitted_branches() == [0, 1, 2, 3, 4, 5]  # nothing submitted twice
+
+
+def test_timed_out_submission_is_looked_up_by_name_before_anything_is_resubmitted(world):
+    _, done, manager, poller = world
+    manager.lose_answers = 1  # the jobs are queued, the answer never arrives
+    assert poller().poll_once() is None
+    assert len(manager.jobs) == 3
+    for _ in range(3):  # three more polls (each used to resubmit everything)
+        assert poller().poll_once() is None
+    assert manager.submitted_branches() == [0, 1, 2, 3, 4, 5] and manager.submit_calls == 1
+    finish_all(manager, done)
+    outcome = poller().poll_once()
+    assert outcome is not None and outcome.succeeded
+
+
+def test_timed_out_submission_that_never_arrived_is_submitted_once_more(world):
+    _, _, manager, poller = world
+    manager.time_out_unsent = 1
+    assert poller().poll_once() is None
+    assert manager.jobs == {}
+    assert poller().poll_once() is None  # looked up, not found: queued again, then submitted
+    assert poller().poll_once() is None
+    assert manager.submitted_branches() == [0, 1, 2, 3, 4, 5]
+    records = poller().state.jobs.values()
+    assert {r.attempt for r in records} == {1}, "a lost answer is not a failed attempt"
+
+
+def test_transient_refusals_do_not_use_up_attempts(world):
+    _, done, manager, poller = world
+    settings = PollSettings(tasks_per_job=2, retries=0)
+    manager.refuse_transiently = 3
+    for _ in range(3):
+        assert poller(settings).poll_once() is None
+        assert manager.jobs == {}
+    assert poller(settings).poll_once() is None
+    assert manager.submitted_branches() == [0, 1, 2, 3, 4, 5]
+    records = poller(settings).state.jobs.values()
+    assert {r.attempt for r in records} == {1}
+    assert [h["status"] for r in records for h in r.history].count("transient") == 9  # 3 rounds x 3 jobs
+    finish_all(manager, done)
+    outcome = poller(settings).poll_once()
+    assert outcome is not None and outcome.succeeded and outcome.failed == []
+
+
+def test_failed_status_queries_are_tolerated_up_to_poll_fails(world):
+    _, done, manager, poller = world
+    settings = PollSettings(tasks_per_job=2, poll_fails=2)
+    poller(settings).poll_once()
+    finish_all(manager, done, fail=[0, 1, 2, 3, 4, 5])  # every job ended: a bad round would resubmit all
+    manager.failing_queries = 2
+    polling = poller(settings)  # one loop, as in a run
+    for failures in (1, 2):
+        assert polling.poll_once() is None
+        assert poller.reports[-1][0].endswith(f"| status query failed ({failures}/2): squeue-like query timed out")
+    assert manager.submit_calls == 1, "nothing resubmitted while the batch system could not be asked"
+    assert polling.poll_once() is None  # the query works again: the failed jobs are resubmitted
+    assert manager.submit_calls == 2 and "status query failed" not in poller.reports[-1][0]
+    manager.failing_queries = 3
+    with pytest.raises(RemoteWorkflowFailedError, match="could not be queried 3 times in a row"):
+        for _ in range(3):
+            polling.poll_once()
 
 
 def test_parallel_jobs_limits_what_is_in_the_batch_system(world):
