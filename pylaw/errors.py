@@ -40,6 +40,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     │   └── CommandTimeoutError    (TimeoutError) ... or did not finish in time
     ├── JobFileError               (ValueError)   a job file cannot be rendered safely
     ├── SubmissionStateError       (ValueError)   the submission state file is unreadable
+    ├── SubmissionLockedError      (RuntimeError) another process submits and polls the same workflow
     └── RemoteWorkflowFailedError  (RuntimeError) more branches failed than tolerance allows
 
 Messages say what failed, for what, why, and what to do.
@@ -218,6 +219,10 @@ class JobFileError(PylawError, ValueError):
 
 class SubmissionStateError(PylawError, ValueError):
     """The submission state file of a remote workflow exists but cannot be used."""
+
+
+class SubmissionLockedError(PylawError, RuntimeError):
+    """Another process holds the submitter lock of the workflow (it submits and polls its jobs)."""
 
 
 class RemoteWorkflowFailedError(PylawError, RuntimeError):

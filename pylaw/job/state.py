@@ -10,15 +10,23 @@ a job whose id was never recorded is found again rather than submitted a second 
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import json
+import os
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pylaw.errors import SubmissionStateError
+from pylaw.errors import SubmissionLockedError, SubmissionStateError
 from pylaw.target.local import LocalFileTarget
 
 FORMAT = 1
+#: closed submissions whose records are kept (as ``past``) in the state file
+PAST_KEPT = 20
 
 
 class RecordStatus(str, enum.Enum):
@@ -76,6 +84,7 @@ class SubmissionState:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     next_key: int = 0
     closed: bool = False       # the poll loop ended: a new run starts a fresh submission
+    past: list[dict[str, Any]] = field(default_factory=list)  # records of earlier, closed submissions
 
     @classmethod
     def load(cls, target: LocalFileTarget, workflow_type: str) -> SubmissionState:
@@ -98,14 +107,18 @@ class SubmissionState:
                 f"{target.path} tracks running {data.get('workflow_type')} jobs, but this run uses "
                 f"--workflow {workflow_type}; finish or --cancel-jobs those first")
         next_key = int(data.get("next_key", len(jobs)))
-        state = cls(target, workflow_type, jobs, next_key, bool(data.get("closed")))
-        if state.closed:
-            return cls(target, workflow_type, next_key=state.next_key)
+        past = list(data.get("past", []))
+        state = cls(target, workflow_type, jobs, next_key, bool(data.get("closed")), past)
+        if state.closed:  # a fresh submission that remembers what the earlier ones did
+            finished = {"workflow_type": data.get("workflow_type"),
+                        "jobs": {key: record.to_json() for key, record in jobs.items()}}
+            return cls(target, workflow_type, next_key=state.next_key, past=[*past, finished][-PAST_KEPT:])
         return state
 
     def save(self) -> None:
         data = {"format": FORMAT, "workflow_type": self.workflow_type, "next_key": self.next_key,
-                "closed": self.closed, "jobs": {key: record.to_json() for key, record in self.jobs.items()}}
+                "closed": self.closed, "jobs": {key: record.to_json() for key, record in self.jobs.items()},
+                "past": self.past}
         with self.target.open("w") as f:
             json.dump(data, f, indent=1)
 
@@ -127,3 +140,29 @@ class SubmissionState:
         for record in self.jobs.values():
             counts[record.status.value] += 1
         return counts
+
+
+@contextlib.contextmanager
+def submitter_lock(state_path: str) -> Iterator[None]:
+    """Held by the one process that submits and polls a workflow; a second one gets a clear error.
+
+    An exclusive ``flock`` on ``<state>.lock``, released by the kernel when the holder dies
+    (a ``kill -9`` leaves nothing to clean up). The holder writes who it is into the file.
+    """
+    path = f"{state_path}.lock"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            raise SubmissionLockedError(
+                f"the jobs of this workflow are being submitted and polled by {holder}; wait for it, or stop "
+                f"it and rerun the same command to reattach (lock: {path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

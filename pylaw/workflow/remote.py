@@ -23,7 +23,7 @@ from luigi.parameter import ParameterVisibility
 from pylaw.errors import JobFileError, RemoteWorkflowFailedError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
-from pylaw.job.state import RecordStatus, SubmissionState
+from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
 from pylaw.parameter import DurationParameter
 from pylaw.target.local import LocalFileTarget
 from pylaw.task import HIDDEN
@@ -68,6 +68,10 @@ class RemoteWorkflowProxy(WorkflowProxy):
         return sum(completeness.values()) >= required_branches(task, len(completeness))
 
     def run(self) -> None:
+        with submitter_lock(self.task.remote_state_target().path):
+            self.run_locked()
+
+    def run_locked(self) -> None:
         task = self.task
         if task.cancel_jobs or task.cleanup_jobs:
             self.cancel_and_cleanup()

@@ -7,12 +7,16 @@ test says so, which makes crash and retry sequences exact and free of timing.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import luigi
 import pytest
 from luigi.parameter import ParameterVisibility
 
 import pylaw
-from pylaw.errors import CommandError, RemoteWorkflowFailedError, SubmissionStateError
+from pylaw.errors import CommandError, RemoteWorkflowFailedError, SubmissionLockedError, SubmissionStateError
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -26,7 +30,7 @@ from pylaw.job.base import (
 )
 from pylaw.job.branch import make_task, parse
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
-from pylaw.job.state import RecordStatus, SubmissionState
+from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
 from pylaw.target.local import LocalFileTarget
 from pylaw.workflow.local import LocalWorkflow
 from pylaw.workflow.slurm import SlurmWorkflow
@@ -297,3 +301,40 @@ def test_no_poll_submits_once_and_max_polling_time_stops_the_submitter(world):
     with pytest.raises(RemoteWorkflowFailedError, match="rerun the same command to reattach"):
         poller(PollSettings(tasks_per_job=3, max_polling_time=1e-9)).run()
     assert len(manager.jobs) == 2  # the reattached run submitted nothing new
+
+
+def test_a_second_submitter_of_the_same_workflow_is_refused_naming_the_first(tmp_path):
+    state = str(tmp_path / "submission.json")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pylaw.job.state import submitter_lock
+        with submitter_lock({state!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SubmissionLockedError, match=rf"by pid {holder.pid} on .* since"), \
+                submitter_lock(state):
+            pass
+    finally:
+        holder.kill()  # a kill -9 of the submitter: the kernel releases its lock
+        holder.wait()
+    with submitter_lock(state):
+        pass
+
+
+def test_attempt_history_survives_the_end_of_a_submission(world):
+    target, done, manager, poller = world
+    settings = PollSettings(tasks_per_job=2, retries=1)
+    poller(settings).poll_once()
+    finish_all(manager, done, fail=[3])
+    poller(settings).poll_once()
+    finish_all(manager, done)
+    assert poller(settings).poll_once().succeeded
+    rerun = SubmissionState.load(target, "memory")
+    assert rerun.jobs == {} and len(rerun.past) == 1  # a fresh submission that remembers the last one
+    attempts = {key: [h["status"] for h in record["history"]] for key, record in rerun.past[0]["jobs"].items()}
+    assert sorted(attempts.values()) == [["failed", "finished"], ["finished"], ["finished"]]
+    rerun.save()
+    assert SubmissionState.load(target, "memory").past == rerun.past
