@@ -80,16 +80,19 @@ class SubmitResult:
     job_id: str | None
     error: str = ""
     refusal: Refusal = Refusal.FINAL
+    data: dict[str, str] = field(default_factory=dict)  # kept with the job (HTCondor cluster.proc, ARC job URL)
 
 
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do; the workflow adapts instead of asking for a backend's name."""
 
-    arrays: bool = False          # many jobs per submission call
+    arrays: bool = False          # many jobs per submission call (arrays, clusters)
     max_array_size: int = 1       # jobs per submission call
     find_by_name: bool = False    # can list jobs by job name (crash recovery)
     exit_codes: bool = False      # query() reports the job's exit code
+    shared_filesystem: bool = True  # workers see the submit host's paths (job dir, store, code)
+    file_transfer: bool = False   # ships job files in and logs/reports back itself
 
 
 @dataclass

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pylaw.errors import CommandError, RemoteWorkflowFailedError
+from pylaw.errors import CommandError, JobFileError, RemoteWorkflowFailedError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager, JobRequest, JobState, JobStatus, Refusal
 from pylaw.job.state import JobRecord, RecordStatus, SubmissionState
 
@@ -82,6 +82,11 @@ class JobPoller:
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> Outcome:
+        caps = self.manager.capabilities
+        if not (caps.shared_filesystem or caps.file_transfer):
+            raise JobFileError(f"{type(self.manager).__name__} neither shares a file system with its workers nor "
+                               f"transfers files: the job files, the wrapper and the branch reports would not "
+                               f"reach them")
         started = time.monotonic()
         while True:
             outcome = self.poll_once()
@@ -197,6 +202,7 @@ class JobPoller:
             record = self.state.jobs[result.key]
             if result.job_id:
                 record.job_id, record.status, record.unknown_polls = result.job_id, RecordStatus.PENDING, 0
+                record.backend_data = dict(result.data)
                 continue
             self.last_error = result.error
             record.history.append({"attempt": record.attempt, "job_id": None, "status": result.refusal.value,

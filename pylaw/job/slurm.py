@@ -160,7 +160,7 @@ class SlurmJobManager(JobManager):
         max_array = int(self.cluster_config().get("MaxArraySize", "1001") or 0)
         arrays = self.use_arrays and max_array > 1
         return Capabilities(arrays=arrays, max_array_size=max(1, max_array - 1) if arrays else 1,
-                            find_by_name=True, exit_codes=True)
+                            find_by_name=True, exit_codes=True, shared_filesystem=True, file_transfer=False)
 
     def accounting(self) -> bool:
         return self.cluster_config().get("AccountingStorageType", "accounting_storage/none") \

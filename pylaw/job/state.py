@@ -63,6 +63,7 @@ class JobRecord:
     index: int = 0                      # position in that submission (array index)
     exit_code: int | None = None
     unknown_polls: int = 0              # consecutive polls in which the batch system did not know it
+    backend_data: dict[str, str] = field(default_factory=dict)  # what the backend keeps per job
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts
 
     def to_json(self) -> dict[str, Any]:

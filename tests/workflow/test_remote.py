@@ -16,7 +16,13 @@ import pytest
 from luigi.parameter import ParameterVisibility
 
 import pylaw
-from pylaw.errors import CommandError, RemoteWorkflowFailedError, SubmissionLockedError, SubmissionStateError
+from pylaw.errors import (
+    CommandError,
+    JobFileError,
+    RemoteWorkflowFailedError,
+    SubmissionLockedError,
+    SubmissionStateError,
+)
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -65,6 +71,7 @@ class MemoryBatch(JobManager):
         self.time_out_unsent = 0   # next submit calls time out before anything is queued
         self.refuse_transiently = 0
         self.failing_queries = 0
+        self.data_for = lambda job_id: {}
 
     def submit(self, batches):
         self.submit_calls += 1
@@ -79,7 +86,7 @@ class MemoryBatch(JobManager):
             job_id = f"mem-{len(self.jobs) + 1:04d}"
             self.jobs[job_id] = (batch.name, request.branches, JobStatus.PENDING)
             self.index_in_batch[job_id] = index
-            results.append(SubmitResult(request.key, job_id))
+            results.append(SubmitResult(request.key, job_id, data=self.data_for(job_id)))
         if self.lose_answers:
             self.lose_answers -= 1
             return [SubmitResult(r.key, None, "no answer in 120 s", Refusal.UNKNOWN) for r in results]
@@ -338,3 +345,19 @@ def test_attempt_history_survives_the_end_of_a_submission(world):
     assert sorted(attempts.values()) == [["failed", "finished"], ["finished"], ["finished"]]
     rerun.save()
     assert SubmissionState.load(target, "memory").past == rerun.past
+
+
+def test_backend_data_of_a_job_is_kept_in_the_state(world):
+    target, _, manager, poller = world
+    manager.data_for = lambda job_id: {"slot": f"slot-of-{job_id}"}
+    poller().poll_once()
+    records = SubmissionState.load(target, "memory").jobs.values()
+    assert {r.backend_data["slot"] for r in records} == {f"slot-of-{r.job_id}" for r in records}
+
+
+def test_a_backend_without_shared_file_system_or_transfer_is_refused(world):
+    _, _, manager, poller = world
+    manager.capabilities = Capabilities(arrays=True, max_array_size=100, shared_filesystem=False)
+    with pytest.raises(JobFileError, match="neither shares a file system with its workers nor transfers"):
+        poller().run()
+    assert manager.jobs == {}
