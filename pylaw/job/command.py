@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pylaw import processenv
 from pylaw.errors import CommandError, CommandTimeoutError
 
 logger = logging.getLogger("pylaw.job")
@@ -55,7 +56,7 @@ class CommandRunner:
         name = os.path.basename(argv[0])
         self.calls[name] = self.calls.get(name, 0) + 1
         limit = self.timeout if timeout is None else timeout
-        env = {**os.environ, **self.env} if self.env is not None else None
+        env = {**processenv.inherited_environment(), **(self.env or {})}  # not pylaw's own library defaults
         logger.debug("running %s", argv)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=limit, env=env, input=input,

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pylaw import processenv
 from pylaw.errors import (
     RemoteBackendMissingError,
     RemoteConnectionError,
@@ -127,7 +128,7 @@ def client_defaults() -> None:
     GFAL2, or the import of the XRootD bindings).
     """
     for key, value in CLIENT_SETTINGS.items():
-        os.environ.setdefault(f"XRD_{key.upper()}", str(value))
+        processenv.set_default(f"XRD_{key.upper()}", str(value))
 
 
 _client: Any = None
