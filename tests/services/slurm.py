@@ -78,7 +78,8 @@ ACCOUNTING = """\
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort={dbd_port}
-AccountingStoragePass={state}/munge/munge.socket"""
+AccountingStoragePass={state}/munge/munge.socket
+AccountingStorageEnforce=associations,limits"""
 DBD_CONFIG = """\
 AuthType=auth/munge
 AuthInfo=socket={state}/munge/munge.socket
