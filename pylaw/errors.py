@@ -11,6 +11,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── BranchError                (IndexError)   a branch number outside the branch map
     ├── BranchMapNotReadyError     (RuntimeError) a branch map whose upstream outputs are missing
     ├── WorkflowChoiceError        (ValueError)   a --workflow the task does not support
+    ├── UnknownComputingElementError (LookupError) a --ce NAME without [ce:NAME] section
     ├── TaskNotFoundError          (LookupError)  a task name no indexed module defines
     ├── FormatterError             (ValueError)   no formatter for a file extension
     ├── UnreadableFileError        (ValueError)   a file whose content its formatter cannot read
@@ -79,6 +80,10 @@ class BranchMapNotReadyError(PylawError, RuntimeError):
 
 class WorkflowChoiceError(PylawError, ValueError):
     """The requested workflow type is not implemented by the task class."""
+
+
+class UnknownComputingElementError(PylawError, LookupError):
+    """``--ce NAME`` names no ``[ce:NAME]`` section of the config."""
 
 
 class TaskNotFoundError(PylawError, LookupError):

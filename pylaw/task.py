@@ -233,6 +233,9 @@ class Task(luigi.Task, metaclass=TaskRegister):
 
     # On every task, not only on workflows: a task that is no workflow carries the choice to
     # the workflows it requires (req() passes it on like any shared parameter).
+    ce = luigi.Parameter(
+        default="", significant=False, positional=False, visibility=HIDDEN,
+        description="computing element to run workflows on: a [ce:NAME] section of the config")
     workflow = luigi.Parameter(
         default="", significant=False, positional=False, visibility=HIDDEN,
         description="where workflows run (local, slurm, ...): this workflow, and the required ones that "

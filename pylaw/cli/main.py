@@ -23,6 +23,7 @@ from luigi.task_register import Register
 
 from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive, luigi_private
+from pylaw.ce import configured as configured_computing_elements
 from pylaw.cli import preflight
 from pylaw.cli.execution import execute
 from pylaw.cli.index import build_index, find_module, import_task_module, read_index
@@ -145,6 +146,16 @@ def exit_code(status: luigi.LuigiStatusCode) -> int:
     return EXIT_FAILED
 
 
+def print_computing_elements() -> None:
+    elements = configured_computing_elements()
+    if not elements:
+        print("no computing elements: add [ce:NAME] sections with 'type = ...' to luigi.cfg (docs: Computing "
+              "elements); --local runs here")
+    for element in elements.values():
+        settings = ", ".join(f"{key}={value}" for key, value in element.settings.items())
+        print(f"{element.name:20s} {element.type:10s} {settings}")
+
+
 def print_config() -> None:
     parser = luigi.configuration.get_config()
     # the parser skips missing and unreadable files: list only those it read
@@ -200,6 +211,8 @@ def _commands() -> argparse.ArgumentParser:
     index.add_argument("--module", action="append", help="module to index (default: [pylaw] modules)")
     sub.add_parser("list", help="list the indexed tasks")
     sub.add_parser("config", help="print the effective configuration")
+    ce = sub.add_parser("ce", help="the computing elements of the config ([ce:NAME] sections)")
+    ce.add_argument("action", choices=["list"], help="list: name, type and settings of each")
     shifts = sub.add_parser("shifts", help="table of which task implements, inherits or reuses each shift")
     shifts.add_argument("module", help="module defining the task")
     shifts.add_argument("task", help="the most downstream task of the table")
@@ -229,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{family:40s} {module}")
         elif ns.command == "config":
             print_config()
+        elif ns.command == "ce":
+            print_computing_elements()
         elif ns.command == "shifts":
             import_task_module(ns.module)
             print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import luigi
 from luigi.task import flatten, getpaths
 
+from pylaw.ce import ComputingElement, computing_element, missing_backend_hint
 from pylaw.errors import BranchError, BranchMapNotReadyError, WorkflowChoiceError
 from pylaw.parameter import RangeParameter, Ranges
 from pylaw.target.collection import PendingCollection, TargetCollection
@@ -94,7 +95,7 @@ class BaseWorkflow:
     local = luigi.BoolParameter(default=False, significant=False, positional=False,
                                 visibility=HIDDEN, description="shorthand for --workflow local")
 
-    exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local"})
+    exclude_params_store: ClassVar[frozenset[str]] = frozenset({"branch", "branches", "workflow", "local", "ce"})
 
     # attributes set per instance
     branch_data: Any
@@ -103,6 +104,7 @@ class BaseWorkflow:
     if TYPE_CHECKING:  # provided by the pylaw.Task this mixin is combined with
         param_kwargs: dict[str, Any]
         workflow: str
+        ce: str
 
         @classmethod
         def get_task_family(cls) -> str: ...
@@ -118,14 +120,21 @@ class BaseWorkflow:
         if parent is not None:
             values = parent(values)
         if values.get("local"):
-            values["workflow"], values["local"] = "local", False
+            values["workflow"], values["local"], values["ce"] = "local", False, ""
+        if values.get("ce") and values.get("branch", -1) == -1:
+            element = computing_element(values["ce"])
+            asked = values.get("workflow")
+            if asked and asked != element.type and not passing_on():
+                raise WorkflowChoiceError(f"--workflow {asked} contradicts --ce {element.name} (a {element.type} "
+                                          f"computing element): give one of them")
+            values["workflow"] = element.type
         if values.get("branch", -1) < -1:
             # -2 would be a second "workflow" instance with its own task id (run twice under luigid)
             raise BranchError(f"--branch {values['branch']} is not a branch of {cls.get_task_family()}: use -1 "
                               f"for the workflow or a branch number of its branch map (>= 0)")
         if values.get("branch", -1) >= 0:
-            # branches are the same task whatever workflow or selection asked for them
-            values["branches"], values["workflow"] = Ranges(), ""
+            # branches are the same task whatever workflow, computing element or selection asked for them
+            values["branches"], values["workflow"], values["ce"] = Ranges(), "", ""
         return values
 
     @classmethod
@@ -186,10 +195,15 @@ class BaseWorkflow:
                                self.get_task_family(), wtype, ", ".join(types), default)
             wtype = default
         if wtype not in types:
+            via = f"--ce {self.ce} (a {wtype} computing element)" if self.ce else f"--workflow {wtype!r}"
             raise WorkflowChoiceError(
-                f"{self.get_task_family()} does not support --workflow {wtype!r}; it supports: "
-                f"{', '.join(types) or 'none'} (add the matching mixin, e.g. pylaw.SlurmWorkflow)")
+                f"{self.get_task_family()} cannot run on {via}: it supports {', '.join(types) or 'none'}; "
+                f"{missing_backend_hint(wtype)}")
         return wtype, types[wtype].workflow_proxy_cls
+
+    def computing_element(self) -> ComputingElement | None:
+        """The ``[ce:NAME]`` this workflow runs on (``--ce NAME``), or None."""
+        return computing_element(self.ce) if self.ce else None
 
     # -- branch map ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pylaw.errors import JobFileError, RemoteWorkflowFailedError
+from pylaw.errors import ConfigError, JobFileError, RemoteWorkflowFailedError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
 from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
@@ -36,7 +36,7 @@ REMOTE_PARAMS = frozenset({
     "pilot",
 })
 #: workflow-level and interactive parameters, also not passed on
-CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local"})
+CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "ce"})
 
 
 class job(luigi.Config):  # noqa: N801 - the class name is the config section name
@@ -217,9 +217,22 @@ class BaseRemoteWorkflow(BaseWorkflow):
     # -- hooks for users -------------------------------------------------------------
 
     def remote_job_setup(self) -> tuple[str, str]:
-        """The bootstrap hook: ``(setup file to source, venv to activate)``; default: ``[job]`` config."""
-        section = job()
+        """The bootstrap hook: ``(setup file to source, venv to activate)``; default: the computing
+        element's ``setup_file``/``venv``, else the ``[job]`` config."""
+        section, element = job(), self.computing_element()  # type: ignore[attr-defined]
+        if element is not None and (element.get("setup_file") or element.get("venv")):
+            return element.get("setup_file"), element.get("venv")
         return section.setup_file, section.venv
+
+    def remote_walltime(self) -> float:
+        """Seconds per job: ``--walltime``, else the computing element's ``walltime``, else 0 (the default)."""
+        element = self.computing_element()  # type: ignore[attr-defined]
+        if float(self.walltime) or element is None or not element.get("walltime"):
+            return float(self.walltime)
+        try:
+            return float(DurationParameter().parse(element.get("walltime")))
+        except ValueError as exc:
+            raise ConfigError(f"[ce:{element.name}] walltime: {exc}") from None
 
     def remote_job_env(self) -> dict[str, str]:
         """Extra environment variables written into job files (never credentials)."""
@@ -241,7 +254,7 @@ class BaseRemoteWorkflow(BaseWorkflow):
             command=self.remote_branch_command(python="python" if venv else sys.executable),
             job_dir=self.remote_job_dir(), task_name=self.get_task_family(),  # type: ignore[attr-defined]
             setup_file=setup_file, venv=venv, pythonpath=self.remote_pythonpath(), env=self.remote_job_env(),
-            transfer_logs=self.transfer_logs, walltime=float(self.walltime), options=options,
+            transfer_logs=self.transfer_logs, walltime=self.remote_walltime(), options=options,
             extra_options=extra)
 
     def remote_branch_command(self, python: str) -> list[str]:

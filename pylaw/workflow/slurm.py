@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import luigi
 
+from pylaw.errors import ConfigError
 from pylaw.job.base import JobFileFactory, JobManager
 from pylaw.job.command import CommandRunner
 from pylaw.job.slurm import SlurmJobFileFactory, SlurmJobManager
@@ -57,19 +58,36 @@ class SlurmWorkflow(BaseRemoteWorkflow):
     slurm_qos: ClassVar[str] = ""
 
     def remote_job_manager(self) -> JobManager:
-        config = slurm()
-        return SlurmJobManager(CommandRunner(timeout=config.command_timeout), arrays=config.arrays)
+        config, element = slurm(), self.computing_element()
+        timeout, arrays = config.command_timeout, config.arrays
+        if element is not None:
+            try:
+                timeout = float(element.get("command_timeout") or timeout)
+                arrays = luigi.BoolParameter().parse(element.get("arrays") or str(arrays))
+            except ValueError as exc:
+                raise ConfigError(f"[ce:{element.name}]: {exc}") from None
+        return SlurmJobManager(CommandRunner(timeout=timeout), arrays=arrays)
 
     def remote_job_file_factory(self) -> JobFileFactory:
         return SlurmJobFileFactory()
 
     def remote_job_options(self) -> tuple[dict[str, str], list[str]]:
-        config = slurm()
-        named = {"partition": self.slurm_partition or config.partition,
-                 "account": self.slurm_account or config.account,
-                 "qos": self.slurm_qos or config.qos}
-        return named, self.slurm_options()
+        """Named sbatch options: the computing element's (``--ce``), else the task's, else ``[slurm]``."""
+        config, element = slurm(), self.computing_element()
+
+        def pick(key: str, own: str) -> str:
+            return (element.get(key) if element is not None else "") or own or getattr(config, key)
+
+        named = {"partition": pick("partition", self.slurm_partition), "account": pick("account", self.slurm_account),
+                 "qos": pick("qos", self.slurm_qos)}
+        extra = self.slurm_options()
+        if element is not None and element.get("memory"):
+            extra = [f"--mem={element.get('memory')}", *extra]
+        return named, extra
 
     def slurm_options(self) -> list[str]:
-        """Extra sbatch options (one per list item); default: ``[slurm] sbatch_options``."""
-        return shlex.split(slurm().sbatch_options)
+        """Extra sbatch options (one per list item); default: the computing element's ``sbatch_options``,
+        else ``[slurm] sbatch_options``."""
+        element = self.computing_element()
+        text = element.get("sbatch_options") if element is not None and element.get("sbatch_options") else None
+        return shlex.split(slurm().sbatch_options if text is None else text)
