@@ -33,6 +33,7 @@ from typing import IO, Any
 import luigi
 
 from pylaw import config
+from pylaw.interactive import describe_task
 
 _UPDATE_EVERY = 0.2  # seconds between a workflow's updates (and a terminal's redraws)
 _MAX_DATAGRAM = 60_000
@@ -330,6 +331,7 @@ class WorkflowProgress:
         """Final scheduler status, and the workflow's report for the run summary."""
         self.report_to_scheduler()
         if self.board is not None:
-            self.board.send(("end", {"task_id": self.task.task_id, "task": str(self.task), **report}), wait=True)
+            self.board.send(("end", {"task_id": self.task.task_id, "task": describe_task(self.task), **report}),
+                            wait=True)
         if self.own_board:
             close_board()

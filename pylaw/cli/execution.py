@@ -20,6 +20,7 @@ from typing import IO, Any
 import luigi
 from luigi.cmdline_parser import CmdlineParser
 
+from pylaw.interactive import describe_task
 from pylaw.luigi_private import pid_lock_holders, run_partition
 from pylaw.processes import Interrupted, handle_signals
 from pylaw.progress import close_board, open_board, quiet
@@ -83,16 +84,16 @@ def summarize(sets: dict[str, set], others: dict[str, set], reports: list[dict[s
         lines.append(workflow_lines(reports))
     for task in sorted(sets.get("failed", ()), key=str):
         log = next((r["log"] for r in reports if r["task_id"] == task.task_id and r["log"]), "")
-        lines.append(f"  failed:  {task}" + (f" (branch tracebacks: {log})" if log else ""))
+        lines.append(f"  failed:  {describe_task(task)}" + (f" (branch tracebacks: {log})" if log else ""))
     for key, why in (("upstream_failure", "a requirement failed"),
                      ("upstream_missing_dependency", "a requirement is missing"),
                      ("upstream_run_by_other_worker", "a requirement is run by another worker"),
                      ("still_pending_ext", "an external input is missing")):
         for task in sorted(sets.get(key, ()), key=str):
-            lines.append(f"  pending: {task} ({why})")
+            lines.append(f"  pending: {describe_task(task)} ({why})")
     for worker_id, tasks in sorted(others.items()):
         for task in sorted(tasks, key=str):
-            lines.append(f"  held:    {task} is run by another worker: {worker_id}")
+            lines.append(f"  held:    {describe_task(task)} is run by another worker: {worker_id}")
     lines.append(f"  logs:    {log_destinations()}")
     return "\n".join(lines)
 
