@@ -178,7 +178,7 @@ def test_without_workflow_everything_runs_locally():
 
 
 def test_explicit_unsupported_type_is_still_an_error():
-    with pytest.raises(WorkflowChoiceError, match=r"LocalMid does not support --workflow 'batch'.*supports: local"):
+    with pytest.raises(WorkflowChoiceError, match=r"LocalMid cannot run on --workflow 'batch': it supports local"):
         LocalMid(version="v1", workflow="batch")
 
     class Explicit(Down):

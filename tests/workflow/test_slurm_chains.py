@@ -76,7 +76,7 @@ def test_local_only_upstream_runs_locally_and_downstream_on_slurm(tmp_path, run_
     before = {job[0] for job in slurm_cluster.jobs()}
     result = pyl(tmp_path, run_env, "AfterLocal", "--n", "3", "--workflow", "slurm")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "does not support --workflow 'slurm'" not in result.stdout + result.stderr
+    assert "cannot run on --workflow 'slurm'" not in result.stdout + result.stderr
     assert result.stderr.count("LocalOnlyStage does not support --workflow slurm (it supports: local): "
                                "it runs with local") == 1
     assert all(out["slurm_job"] == "" for out in outputs(tmp_path, "LocalOnlyStage", "local").values())
