@@ -257,7 +257,8 @@ def test_branch_that_writes_nothing_fails():
 def test_workflow_choice():
     assert Count(version="v1", local=True).workflow == "local"
     assert Count(version="v1", workflow="local") is Count(version="v1", local=True)
-    with pytest.raises(WorkflowChoiceError, match=r"cannot run on --workflow 'slurm': it supports local; add pylaw.SlurmWorkflow"):
+    with pytest.raises(WorkflowChoiceError,
+                       match=r"cannot run on --workflow 'slurm': it supports local; add pylaw.SlurmWorkflow"):
         Count(version="v1", workflow="slurm")
 
 
