@@ -267,7 +267,11 @@ class ActionDone(SystemExit):
 
 @dataclass
 class _Request:
-    """The action asked for on one command line, and whether it was performed."""
+    """The action asked for on one command line, and whether it was performed.
+
+    ``error``: the command line cannot be carried out (malformed or combined actions,
+    ``--workers 0``); reported on the root task, before Luigi schedules anything.
+    """
 
     parser: CmdlineParser
     action: tuple[str, int] | None
@@ -300,6 +304,9 @@ def _read_request(parser: CmdlineParser) -> _Request:
             return _Request(parser, None, f"{_flag(bad[0][0])} {bad[0][1]!r}: the depth must be an integer "
                                           "(-1: all, 0: the task only, N: N levels of requirements)")
         return _Request(parser, None, f"the interactive actions' options are malformed: {exc}")
+    workers = luigi.interface.core().workers
+    if workers < 1:  # Luigi would schedule everything and run nothing, then exit 0
+        return _Request(parser, None, f"--workers {workers}: at least 1 worker is needed")
     given = [(name, getattr(options, name)) for name in ACTIONS if getattr(options, name) is not None]
     flags = [_flag(name) for name, _ in given]
     if len(given) > 1:
