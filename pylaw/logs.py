@@ -16,6 +16,7 @@ import re
 import luigi
 
 from pylaw import luigi_private
+from pylaw.config import root_cause
 from pylaw.errors import PylawError
 
 _LUIGI_TASK_PREFIX = re.compile(r"^\w+\[args=.*?, kwargs=.*?\]: ")
@@ -33,11 +34,8 @@ def describe_usage_error(exc: BaseException) -> str | None:
     if parsed is None:
         return None
     owner, name, value = parsed
-    cause: BaseException = exc
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
     shown = f" {value!r}" if value is not None else ""
-    return f"invalid value{shown} for --{name.replace('_', '-')} ({owner}): {cause}"
+    return f"invalid value{shown} for --{name.replace('_', '-')} ({owner}): {root_cause(exc)}"
 
 
 class ConciseErrors(logging.Formatter):

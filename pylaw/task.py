@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -31,42 +32,37 @@ def _checking_outputs(run: Callable[..., Any]) -> Callable[..., Any]:
     if getattr(run, "_pylaw_checks_outputs", False):
         return run
 
-    def enter(self: Any) -> int:
-        depth = self.__dict__.get("_pylaw_run_depth", 0)
-        self.__dict__["_pylaw_run_depth"] = depth + 1
-        return depth
-
-    def leave(self: Any, depth: int) -> None:
-        self.__dict__["_pylaw_run_depth"] = depth
-        if depth == 0:
-            check_outputs_written(self)
-
     checked: Callable[..., Any]
     if inspect.isgeneratorfunction(run):  # dynamic dependencies: Luigi (and pylaw) tell them by the function
         @functools.wraps(run)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            depth = enter(self)
-            try:
+            with _run_level(self) as outermost:
                 result = yield from run(self, *args, **kwargs)
-            except BaseException:
-                self.__dict__["_pylaw_run_depth"] = depth
-                raise
-            leave(self, depth)
+            if outermost:
+                check_outputs_written(self)
             return result
     else:
         @functools.wraps(run)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
-            depth = enter(self)
-            try:
+            with _run_level(self) as outermost:
                 result = run(self, *args, **kwargs)
-            except BaseException:
-                self.__dict__["_pylaw_run_depth"] = depth
-                raise
-            leave(self, depth)
+            if outermost:
+                check_outputs_written(self)
             return result
 
     checked._pylaw_checks_outputs = True  # type: ignore[attr-defined]
     return checked
+
+
+@contextlib.contextmanager
+def _run_level(task: Any) -> Iterator[bool]:
+    """Count nested ``run()`` calls of one task (``super().run()``); yields whether this is the outermost."""
+    depth = task.__dict__.get("_pylaw_run_depth", 0)
+    task.__dict__["_pylaw_run_depth"] = depth + 1
+    try:
+        yield depth == 0
+    finally:
+        task.__dict__["_pylaw_run_depth"] = depth
 
 
 def check_outputs_written(task: Any) -> None:

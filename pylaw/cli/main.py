@@ -30,13 +30,8 @@ from pylaw.cli.index import build_index, find_module, import_task_module, read_i
 from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import (
-    BranchError,
-    ParameterValueError,
-    PathEscapeError,
     PylawError,
-    ShiftError,
     UsageError,
-    WorkflowChoiceError,
 )
 
 _SCHEDULER_FLAGS = ("--scheduler-host", "--scheduler-url", "--scheduler-port")
@@ -127,12 +122,9 @@ def check_scheduler_reachable(timeout: float = 5.0) -> None:
 def build_root_task(parser: CmdlineParser) -> luigi.Task:
     """The task the command line names; a bad value or branch selection is a usage error."""
     try:
-        task = parser.get_task_obj()
-    except (BranchError, WorkflowChoiceError, ShiftError, ParameterValueError, PathEscapeError) as exc:
-        raise UsageError(str(exc)) from None
+        return parser.get_task_obj()  # pylaw's own errors (bad branch, shift, ...) are PylawErrors already
     except luigi.parameter.ParameterException as exc:
         raise UsageError(str(exc)) from None
-    return task
 
 
 def exit_code(status: luigi.LuigiStatusCode) -> int:

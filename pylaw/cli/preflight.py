@@ -1,7 +1,7 @@
 """Checks of a command line before Luigi sees it.
 
 Luigi's parser turns most mistakes into a traceback (``--n abc``: "invalid literal for
-int()", without naming ``--n``) or accepts them silently (``--workers 0``,
+int()", without naming ``--n``) or accepts them silently (``--local --workflow X``,
 ``--local-scheduler`` next to ``--central-scheduler``). ``pyl`` checks every option the way
 Luigi will read it (same flags, same parameter objects) and stops with one message that
 names the option, the bad value and what would be valid.
@@ -141,8 +141,6 @@ def _parse(option: Option, value: str, root: str) -> None:
         where = "" if option.owner == root else f" (of [{option.owner}])"
         raise UsageError(f"invalid value {value!r} for {option.flag}{where}: {_reason(option, exc)}"
                          f"{_describe(option)}") from None
-    if option.flag == "--workers" and parsed < 1:
-        raise UsageError(f"invalid value {value!r} for --workers: at least 1 worker is needed")
 
 
 def _reason(option: Option, exc: Exception) -> str:

@@ -20,36 +20,9 @@ import pytest
 
 from pylaw.cli.init import write_config
 from tests.conftest import PYTHON, cli_env
+from tests.test_cli import TASKS as PROJECT_TASKS  # Produce (5 branches) and Combine
 
-TASKS = textwrap.dedent('''
-    import luigi
-    import pylaw
-
-
-    class Produce(pylaw.Task, pylaw.LocalWorkflow):
-        n = luigi.IntParameter(default=5)
-
-        def create_branch_map(self):
-            return list(range(self.n))
-
-        def output(self):
-            return self.local_target(f"p_{self.branch}.json")
-
-        def run(self):
-            self.output().dump({"branch": self.branch})
-
-
-    class Combine(pylaw.Task):
-        n = luigi.IntParameter(default=5)
-
-        def requires(self):
-            return self.req(Produce)
-
-        def output(self):
-            return self.local_target("sum.json")
-
-        def run(self):
-            self.output().dump(sum(t.load()["branch"] for t in self.input().values()))
+TASKS = PROJECT_TASKS + textwrap.dedent('''
 
 
     class Typed(pylaw.Task):
