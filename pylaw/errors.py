@@ -40,6 +40,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── CommandError               (RuntimeError) a batch-system command exited non-zero
     │   └── CommandTimeoutError    (TimeoutError) ... or did not finish in time
     ├── JobFileError               (ValueError)   a job file cannot be rendered safely
+    ├── BundleError                (ValueError)   a code bundle for jobs cannot be built
     ├── SubmissionStateError       (ValueError)   the submission state file is unreadable
     ├── SubmissionLockedError      (RuntimeError) another process submits and polls the same workflow
     └── RemoteWorkflowFailedError  (RuntimeError) more branches failed than tolerance allows
@@ -220,6 +221,10 @@ class CommandTimeoutError(CommandError, TimeoutError):
 
 class JobFileError(PylawError, ValueError):
     """A job file cannot be rendered (e.g. a value that must not be written into it)."""
+
+
+class BundleError(PylawError, ValueError):
+    """A code bundle for jobs without a shared file system cannot be built (what is missing, what to do)."""
 
 
 class SubmissionStateError(PylawError, ValueError):

@@ -100,7 +100,9 @@ class JobContext:
     """Everything a job file needs to run branches on the worker, backend-independent.
 
     ``command`` is the argv that runs one branch, without ``--branch``; each value is
-    quoted when rendered, so it reaches the task verbatim.
+    quoted when rendered, so it reaches the task verbatim. Without ``shared_filesystem``
+    nothing in it names a submit-host path: a factory transfers ``bundle`` into the job's
+    working directory (``PYLAW_BUNDLE`` is then its name) and transfers ``logs/`` back.
     """
 
     command: list[str]
@@ -114,6 +116,9 @@ class JobContext:
     walltime: float = 0.0             # seconds; 0: the batch system's default
     options: dict[str, str] = field(default_factory=dict)  # backend options (partition, ...)
     extra_options: list[str] = field(default_factory=list)  # backend options, verbatim
+    shared_filesystem: bool = True    # False: no submit-host path in the job (logs to a relative dir)
+    bundle: str = ""                  # submit-host path of the code bundle; the job gets it by transfer
+    worker_python: str = ""           # the worker's python a bundle runs on (PYLAW_PYTHON; default python3)
 
 
 class JobFileFactory(ABC):

@@ -37,13 +37,19 @@ def copy_wrapper(job_dir: str) -> str:
 def job_environment(context: JobContext) -> dict[str, str]:
     """The ``PYLAW_*`` variables the wrapper reads, plus the context's own ``env``.
 
+    Without a shared file system, logs go to ``logs`` and the bundle is named by its file
+    name, both in the job's working directory (the batch system transfers them).
+
     Names that look like credentials are refused: a job file is readable by the batch
     system's administrators and stays on disk. Pass credentials through the batch
     system's own mechanisms (e.g. a proxy file path), never by value.
     """
+    logs = os.path.join(context.job_dir, "logs") if context.shared_filesystem else "logs"  # transferred back
+    bundle = context.bundle if context.shared_filesystem else os.path.basename(context.bundle)  # transferred in
     env = {"PYLAW_SETUP_FILE": context.setup_file, "PYLAW_VENV": context.venv,
            "PYLAW_PYTHONPATH": os.pathsep.join(context.pythonpath),
-           "PYLAW_LOG_DIR": os.path.join(context.job_dir, "logs") if context.transfer_logs else ""}
+           "PYLAW_LOG_DIR": logs if context.transfer_logs else "",
+           "PYLAW_BUNDLE": bundle, "PYLAW_PYTHON": context.worker_python}
     for key, value in context.env.items():
         if SECRET_NAME.search(key):
             raise JobFileError(f"environment variable {key} looks like a credential and is not written into "

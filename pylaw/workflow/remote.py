@@ -22,6 +22,7 @@ from luigi.parameter import ParameterVisibility
 
 from pylaw.errors import ConfigError, JobFileError, RemoteWorkflowFailedError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager
+from pylaw.job.bundle import BundleSettings, build_bundle
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
 from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
 from pylaw.parameter import DurationParameter
@@ -35,6 +36,8 @@ REMOTE_PARAMS = frozenset({
     "max_polling_time", "poll_fails", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs",
     "pilot",
 })
+#: where jobs get the analysis code from (``[job] software``, a computing element's ``software``)
+SOFTWARE = ["auto", "shared", "bundle", "setup"]
 #: workflow-level and interactive parameters, also not passed on
 CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "ce"})
 
@@ -44,6 +47,12 @@ class job(luigi.Config):  # noqa: N801 - the class name is the config section na
 
     setup_file = luigi.Parameter(default="", description="file every job sources before running branches")
     venv = luigi.Parameter(default="", description="virtualenv every job activates before running branches")
+    software = luigi.ChoiceParameter(
+        default="auto", choices=SOFTWARE,
+        description="how jobs get the analysis code: auto (shared where the batch system shares the file system, "
+                    "else bundle), shared, bundle, or setup (only the setup_file/venv on the worker)")
+    worker_python = luigi.Parameter(default="", description="python a bundle runs on, on the worker "
+                                                            "(default: python3 on the worker's PATH)")
 
 
 class RemoteWorkflowProxy(WorkflowProxy):
@@ -76,9 +85,11 @@ class RemoteWorkflowProxy(WorkflowProxy):
         if task.cancel_jobs or task.cleanup_jobs:
             self.cancel_and_cleanup()
             return
+        manager = task.remote_job_manager()
         poller = JobPoller(
-            manager=task.remote_job_manager(), factory=task.remote_job_file_factory(),
-            context=task.remote_job_context(), state=self.load_state(), branches=task.branch_numbers(),
+            manager=manager, factory=task.remote_job_file_factory(),
+            context=task.remote_job_context(manager.capabilities.shared_filesystem), state=self.load_state(),
+            branches=task.branch_numbers(),
             existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)
         outcome = poller.run()
@@ -247,15 +258,47 @@ class BaseRemoteWorkflow(BaseWorkflow):
     def remote_state_target(self) -> LocalFileTarget:
         return LocalFileTarget(os.path.join(self.remote_job_dir(), "submission.json"))
 
-    def remote_job_context(self) -> JobContext:
+    def remote_software(self, shared_filesystem: bool) -> str:
+        """How jobs get the code: ``shared``, ``bundle`` or ``setup`` (the computing element's ``software``,
+        else ``[job] software``; ``auto`` means shared on a shared file system, else bundle)."""
+        element = self.computing_element()  # type: ignore[attr-defined]
+        where = f"[ce:{element.name}] software" if element is not None and element.get("software") \
+            else "[job] software"
+        software = (element.get("software") if element is not None else "") or job().software
+        if software not in SOFTWARE:
+            raise ConfigError(f"{where} = {software!r}; give one of: {', '.join(SOFTWARE)}")
+        if software == "auto":
+            return "shared" if shared_filesystem else "bundle"
+        if software == "shared" and not shared_filesystem:
+            raise ConfigError(f"{where} = shared, but the batch system of {self.get_task_family()} shares no "  # type: ignore[attr-defined]
+                              f"file system with its workers: use bundle, or setup with a setup_file/venv there")
+        return software
+
+    def remote_worker_python(self) -> str:
+        element = self.computing_element()  # type: ignore[attr-defined]
+        return (element.get("worker_python") if element is not None else "") or job().worker_python
+
+    def remote_job_context(self, shared_filesystem: bool = True) -> JobContext:
+        """What job files need. With ``software = shared`` (a shared file system, Slurm's default) jobs run
+        the submitter's python and import from its paths; otherwise they depend on nothing of the submit
+        host: the command starts with ``python``, the environment holds only :meth:`remote_job_env` and
+        the worker-side settings, and with a bundle the code comes in its tarball."""
         setup_file, venv = self.remote_job_setup()
         options, extra = self.remote_job_options()
-        return JobContext(
-            command=self.remote_branch_command(python="python" if venv else sys.executable),
+        common: dict[str, Any] = dict(
             job_dir=self.remote_job_dir(), task_name=self.get_task_family(),  # type: ignore[attr-defined]
-            setup_file=setup_file, venv=venv, pythonpath=self.remote_pythonpath(), env=self.remote_job_env(),
-            transfer_logs=self.transfer_logs, walltime=self.remote_walltime(), options=options,
-            extra_options=extra)
+            setup_file=setup_file, venv=venv, env=self.remote_job_env(), transfer_logs=self.transfer_logs,
+            walltime=self.remote_walltime(), options=options, extra_options=extra)
+        software = self.remote_software(shared_filesystem)
+        if software == "shared":
+            return JobContext(command=self.remote_branch_command(python="python" if venv else sys.executable),
+                              pythonpath=self.remote_pythonpath(), **common)
+        if software == "setup" and not (setup_file or venv):
+            raise ConfigError(f"software = setup for {self.get_task_family()}, but no setup_file or venv is "  # type: ignore[attr-defined]
+                              f"configured ([job] or the computing element): jobs would find no analysis code")
+        bundle = build_bundle(type(self).__module__, BundleSettings.from_config()).path if software == "bundle" else ""
+        return JobContext(command=self.remote_branch_command(python="python"), shared_filesystem=shared_filesystem,
+                          bundle=bundle, worker_python=self.remote_worker_python(), **common)
 
     def remote_branch_command(self, python: str) -> list[str]:
         """argv running one branch of this workflow (the wrapper appends ``--branch=N``)."""
