@@ -306,7 +306,7 @@ def extension_modules(dist: metadata.Distribution) -> list[str]:
 
 def is_editable(dist: metadata.Distribution) -> bool:
     text = dist.read_text("direct_url.json")
-    return bool(text) and bool(json.loads(text).get("dir_info", {}).get("editable"))
+    return text is not None and bool(json.loads(text).get("dir_info", {}).get("editable"))
 
 
 def distribution_entries(dist: metadata.Distribution) -> Iterable[Entry]:

@@ -270,7 +270,8 @@ class BaseRemoteWorkflow(BaseWorkflow):
         if software == "auto":
             return "shared" if shared_filesystem else "bundle"
         if software == "shared" and not shared_filesystem:
-            raise ConfigError(f"{where} = shared, but the batch system of {self.get_task_family()} shares no "  # type: ignore[attr-defined]
+            family = self.get_task_family()  # type: ignore[attr-defined]
+            raise ConfigError(f"{where} = shared, but the batch system of {family} shares no "
                               f"file system with its workers: use bundle, or setup with a setup_file/venv there")
         return software
 
@@ -294,7 +295,7 @@ class BaseRemoteWorkflow(BaseWorkflow):
             return JobContext(command=self.remote_branch_command(python="python" if venv else sys.executable),
                               pythonpath=self.remote_pythonpath(), **common)
         if software == "setup" and not (setup_file or venv):
-            raise ConfigError(f"software = setup for {self.get_task_family()}, but no setup_file or venv is "  # type: ignore[attr-defined]
+            raise ConfigError(f"software = setup for {common['task_name']}, but no setup_file or venv is "
                               f"configured ([job] or the computing element): jobs would find no analysis code")
         bundle = build_bundle(type(self).__module__, BundleSettings.from_config()).path if software == "bundle" else ""
         return JobContext(command=self.remote_branch_command(python="python"), shared_filesystem=shared_filesystem,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +59,7 @@ def test_same_content_same_name_and_bytes_changes_follow_tracked_files(repo, tmp
     again = build_bundle(repo.module, settings)
     assert first.built and not again.built and again.path == first.path
     elsewhere = build_bundle(repo.module, BundleSettings(cache_dir=str(tmp_path / "other")))
-    assert elsewhere.built and open(elsewhere.path, "rb").read() == open(first.path, "rb").read()
+    assert elsewhere.built and Path(elsewhere.path).read_bytes() == Path(first.path).read_bytes()
 
     (repo.root / "untracked.txt").write_text("changed, but not tracked\n")
     assert build_bundle(repo.module, settings).digest == first.digest
@@ -141,4 +141,4 @@ def test_a_failed_write_leaves_no_bundle_behind(tmp_path):
     with tarfile.open(path) as tar:
         assert [i.name for i in tar.getmembers()] == [f"f{i}" for i in range(5)]
         assert tar.extractfile("f4").read() == entries[4].data  # type: ignore[union-attr]
-    assert io.BytesIO(open(path, "rb").read()).read(2) == b"\x1f\x8b"
+    assert Path(path).read_bytes()[:2] == b"\x1f\x8b"

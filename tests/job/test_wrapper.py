@@ -118,3 +118,40 @@ def test_wrapper_is_copied_once(tmp_path):
     path = copy_wrapper(str(tmp_path))
     mtime = os.stat(path).st_mtime_ns
     assert copy_wrapper(str(tmp_path)) == path and os.stat(path).st_mtime_ns == mtime
+
+
+SHARED_SCRIPT = """#!/usr/bin/env bash
+#SBATCH --job-name=pylaw_Sq_0123456789ab
+#SBATCH --output=/store/_pylaw_local_jobs/pylaw_Sq_0123456789ab_%a.out
+#SBATCH --array=0-1
+#SBATCH --time=2
+#SBATCH --partition=short
+#SBATCH --mem=2G
+
+# pylaw: the job number, attempt and branches of each array element
+case "${SLURM_ARRAY_TASK_ID:-0}" in
+    0) PYLAW_JOB_KEY=0 PYLAW_ATTEMPT=1 PYLAW_BRANCHES='0 1' ;;
+    1) PYLAW_JOB_KEY=1 PYLAW_ATTEMPT=2 PYLAW_BRANCHES=2 ;;
+    *) echo "pylaw-job: no job for array index ${SLURM_ARRAY_TASK_ID}"; exit 3 ;;
+esac
+export PYLAW_JOB_KEY PYLAW_ATTEMPT PYLAW_BRANCHES
+export PYLAW_SETUP_FILE=/site/setup.sh
+export PYLAW_PYTHONPATH=/home/u/ana:/home/u/pylaw
+export PYLAW_LOG_DIR=/store/_pylaw_local_jobs/logs
+export MY_SETTING=1
+exec bash /store/_pylaw_local_jobs/pylaw_wrapper.sh /venv/bin/python -m pylaw.job.branch --module ana.tasks Sq \
+'--text=a b $(x)' --workflow=local
+""".replace("\\\n", "")
+
+
+def test_slurm_script_on_a_shared_file_system_is_unchanged_by_bundle_support():
+    """Byte for byte what pylaw rendered before bundles existed (captured from main at 4cebb11)."""
+    context = JobContext(command=["/venv/bin/python", "-m", "pylaw.job.branch", "--module", "ana.tasks", "Sq",
+                                  "--text=a b $(x)", "--workflow=local"],
+                         job_dir="/store/_pylaw_local_jobs", task_name="Sq", setup_file="/site/setup.sh",
+                         pythonpath=["/home/u/ana", "/home/u/pylaw"], env={"MY_SETTING": "1"}, walltime=90,
+                         options={"partition": "short", "account": ""}, extra_options=["--mem=2G"])
+    requests = [JobRequest("0", (0, 1)), JobRequest("1", (2,), 2)]
+    text = SlurmJobFileFactory().script("pylaw_Sq_0123456789ab", requests, context,
+                                        "/store/_pylaw_local_jobs/pylaw_wrapper.sh", array=True)
+    assert text == SHARED_SCRIPT

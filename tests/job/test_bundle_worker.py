@@ -1,0 +1,175 @@
+"""A branch run through the real job wrapper from a bundle, on a python that sees nothing of the submitter.
+
+The worker is the host's Debian ``/usr/bin/python3`` in ``env -i PATH=/usr/bin:/bin``:
+no luigi, no pylaw, no test venv, no analysis checkout. The job's working directory holds
+only the wrapper and the bundle; everything the job gets is what the workflow's
+:meth:`remote_job_context` put into the job environment, as a batch system without a
+shared file system would deliver it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+import luigi.configuration
+import pytest
+
+from pylaw import processenv
+from pylaw.errors import ConfigError
+from pylaw.job.files import WRAPPER_NAME, job_environment, wrapper_source
+from tests.job.bundle_repo import make_repo
+
+WORKER_PYTHON = "/usr/bin/python3"
+CLEAN = {"PATH": "/usr/bin:/bin"}
+
+
+@pytest.fixture
+def repo(tmp_path):
+    made = make_repo(tmp_path)
+    config = luigi.configuration.get_config()
+    if not config.has_section("bundle"):
+        config.add_section("bundle")
+    config.set("bundle", "cache_dir", str(tmp_path / "bundles"))
+    yield made
+    config.remove_option("bundle", "cache_dir")
+    sys.path.remove(str(made.root))
+
+
+def test_the_worker_python_cannot_see_the_submitter():
+    """Precondition of this module: the clean worker has no luigi (else the tests below prove nothing)."""
+    result = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", WORKER_PYTHON, "-c", "import luigi"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "No module named 'luigi'" in result.stderr
+
+
+def job(context, workdir, branches, cache=None, **extra):
+    """Run one job like a batch system without a shared file system: a fresh working directory
+    with the wrapper and the bundle, the job file's environment, and nothing else."""
+    workdir.mkdir()
+    (workdir / WRAPPER_NAME).write_text(wrapper_source())
+    shutil.copy(context.bundle, workdir)
+    env = {**CLEAN, **job_environment(context), "PYLAW_BRANCHES": " ".join(map(str, branches)),
+           "PYLAW_JOB_KEY": "0", "PYLAW_ATTEMPT": "1", "TMPDIR": str(workdir.parent / "tmp"), **extra}
+    if cache:
+        env["PYLAW_BUNDLE_CACHE"] = str(cache)
+    os.makedirs(env["TMPDIR"], exist_ok=True)
+    script = f"exec bash {WRAPPER_NAME} {shlex.join(context.command)}"
+    return subprocess.Popen(["env", "-i", *[f"{k}={v}" for k, v in env.items()], "bash", "-c", script],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=300)
+    return process.returncode, out
+
+
+def test_bundle_mode_context_names_nothing_of_the_submit_host(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/submitter/only")
+    processenv.set_default("XRD_PYLAWBUNDLETEST", "7")  # a client default pylaw set in its own process
+    try:
+        context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    finally:
+        os.environ.pop("XRD_PYLAWBUNDLETEST")
+    env = job_environment(context)
+    assert context.command[0] == "python" and context.pythonpath == []
+    assert env == {"PYLAW_LOG_DIR": "logs", "PYLAW_BUNDLE": os.path.basename(context.bundle), "PYLAW_STORE": "outputs"}
+    for value in [*context.command, *env.values()]:
+        assert not os.path.isabs(value) and str(tmp_path) not in value and sys.prefix not in value, value
+    assert os.path.dirname(context.bundle) == str(tmp_path / "bundles")  # the submit side keeps the path
+
+
+def test_shared_mode_context_is_what_it_was(repo, tmp_path):
+    context = repo.task(workflow="slurm").remote_job_context()
+    assert context.command[0] == sys.executable and context.shared_filesystem and context.bundle == ""
+    assert context.pythonpath[0] == str(repo.root)
+    assert job_environment(context)["PYLAW_LOG_DIR"] == os.path.join(context.job_dir, "logs")
+    assert not (tmp_path / "bundles").exists()  # no bundle built for a shared file system
+
+
+def test_branches_run_from_the_bundle_on_a_clean_worker_and_the_cache_is_reused(repo, tmp_path):
+    context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    cache = tmp_path / "node-cache"
+    timings = []
+    for run in ("cold", "warm"):
+        started = time.perf_counter()
+        rc, out = finish(job(context, tmp_path / run, [0, 2], cache=cache))
+        timings.append(time.perf_counter() - started)
+        assert rc == 0, out
+        assert f"bundle {os.path.basename(context.bundle)[13:29]} {'unpacked' if run == 'cold' else 'reused'}" in out
+        for branch in (0, 2):
+            result = json.loads((tmp_path / run / "outputs" / repo.family / "v1" / "n=3" / f"sq_{branch}.json")
+                                .read_text())
+            assert result["square"] == branch**2
+            assert result["version"] == [3, 11] and os.path.realpath(result["python"]) == os.path.realpath(
+                WORKER_PYTHON)
+            assert result["luigi"].startswith(str(cache)) and result["pylaw"].startswith(str(cache))
+        assert sorted(os.listdir(tmp_path / run / "logs")) == ["job0_attempt1_branch0.log",
+                                                                "job0_attempt1_branch2.log"]
+    print(f"\nworker bootstrap + 2 branches: cold cache {timings[0]:.2f} s, warm cache {timings[1]:.2f} s")
+    assert timings[1] < timings[0]
+
+
+def test_concurrent_jobs_on_one_node_unpack_once(repo, tmp_path):
+    context = repo.task(workflow="slurm", n=4).remote_job_context(shared_filesystem=False)
+    cache = tmp_path / "node-cache"
+    jobs = [job(context, tmp_path / f"job{i}", [i], cache=cache) for i in range(4)]
+    results = [finish(p) for p in jobs]
+    assert all(rc == 0 for rc, _ in results), results
+    assert all((tmp_path / f"job{i}" / "outputs" / repo.family / "v1" / "n=4" / f"sq_{i}.json").exists()
+               for i in range(4))
+    outputs = "".join(out for _, out in results)
+    assert outputs.count(" unpacked into ") == 1 and outputs.count(" reused from ") == 3, outputs
+    assert sorted(os.listdir(cache)) == sorted([os.path.basename(context.bundle)[13:29],
+                                                os.path.basename(context.bundle)[13:29] + ".lock"])
+
+
+def test_without_a_cache_the_bundle_is_unpacked_into_the_job_scratch_and_removed(repo, tmp_path):
+    context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    rc, out = finish(job(context, tmp_path / "job", [1],
+                         PYLAW_BUNDLE_CACHE="/proc/not-writable"))
+    assert rc == 0 and "not writable" in out and "unpacked into" in out, out
+    assert os.listdir(tmp_path / "tmp") == []  # the job's scratch, bundle included, is gone
+
+
+def test_a_bundle_that_does_not_match_its_name_is_a_bootstrap_failure(repo, tmp_path):
+    context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    wrong = os.path.join(os.path.dirname(context.bundle), "pylaw-bundle-0000000000000000.tar.gz")
+    shutil.copy(context.bundle, wrong)
+    context.bundle = wrong
+    rc, out = finish(job(context, tmp_path / "job", [1], cache=tmp_path / "cache"))
+    assert rc == 3 and "does not match its name" in out and "no branch was run" in out, out
+    assert not (tmp_path / "job" / "outputs").exists()
+    rc, out = finish(job(context, tmp_path / "job2", [1], PYLAW_BUNDLE="missing.tar.gz"))
+    assert rc == 3 and "not found" in out, out
+    rc, out = finish(job(context, tmp_path / "job3", [1], PYLAW_PYTHON="/no/python3"))
+    assert rc == 3 and "set PYLAW_PYTHON" in out, out
+
+
+def test_software_setting_chooses_bundle_setup_or_shared(repo, tmp_path):
+    config = luigi.configuration.get_config()
+    config.set("job", "software", "shared")
+    try:
+        with pytest.raises(ConfigError, match=r"\[job\] software = shared.*shares no file system"):
+            repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+        config.set("job", "software", "setup")
+        with pytest.raises(ConfigError, match="no setup_file or venv"):
+            repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+        config.set("job", "setup_file", "/cvmfs/example.org/analysis/setup.sh")
+        config.set("job", "worker_python", "python3.13")
+        context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+        assert job_environment(context) == {"PYLAW_SETUP_FILE": "/cvmfs/example.org/analysis/setup.sh",
+                                            "PYLAW_LOG_DIR": "logs", "PYLAW_PYTHON": "python3.13",
+                                            "PYLAW_STORE": "outputs"}
+        assert context.bundle == "" and context.command[0] == "python"
+        config.set("job", "software", "bundle")  # also on a shared file system: the bundle's own path
+        context = repo.task(workflow="slurm").remote_job_context()
+        assert job_environment(context)["PYLAW_BUNDLE"] == context.bundle and os.path.isfile(context.bundle)
+    finally:
+        for key in ("software", "setup_file", "worker_python"):
+            config.remove_option("job", key)
