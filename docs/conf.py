@@ -48,6 +48,7 @@ EXTERNAL = {
     "concurrent.futures": ["ThreadPoolExecutor"],
     "contextlib": ["AbstractContextManager"],
     "enum": ["Enum"],
+    "importlib.metadata": ["Distribution"],
     "logging": ["Formatter", "LogRecord"],
     "random": ["Random"],
     "luigi": ["Parameter", "Task"],

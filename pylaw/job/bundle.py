@@ -16,7 +16,7 @@ what a branch needs to import its task, built from what is installed here:
 ``site/``
     pylaw's package directory, and the files of every installed distribution in the
     requirement closure of luigi, pylaw's own requirements and ``[bundle] packages``,
-    as listed by :mod:`importlib.metadata`. Only pure-Python and ``abi3`` distributions
+    as listed by ``importlib.metadata``. Only pure-Python and ``abi3`` distributions
     are copied (they import on the worker's CPython whatever its minor version); one with
     extension modules for this CPython only is an error unless the worker provides it
     (``[bundle] provided``) or ``[bundle] wheelhouse`` holds wheels for it, which the
