@@ -25,6 +25,10 @@ what a branch needs to import its task, built from what is installed here:
     those wheels, and the names the worker installs from them.
 ``pythonpath.txt``
     the directories (relative to the unpacked bundle) the wrapper puts on ``PYTHONPATH``.
+``luigi_config.txt``
+    the bundled Luigi config file (the submitter's ``$LUIGI_CONFIG_PATH`` or ``luigi.cfg``,
+    if it is a tracked file of the checkout), which jobs read unless their environment sets
+    ``LUIGI_CONFIG_PATH`` itself.
 
 The name is ``pylaw-bundle-<first 16 hex of the content hash>.tar.gz``: sha256 over the
 sorted (path, mode, content) of every file, the same function the job wrapper runs on the
@@ -50,6 +54,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import luigi
 
@@ -189,15 +194,23 @@ def tracked_files(toplevel: str) -> list[tuple[str, str]]:
     return files
 
 
-def analysis_entries(module: str, dirty_policy: str) -> tuple[list[Entry], str, tuple[str, ...]]:
-    """``(entries under analysis/, its import root inside the bundle, dirty files)`` of the task's module."""
+class Analysis(NamedTuple):
+    entries: list[Entry]      # under analysis/
+    root: str                 # the import root, inside the bundle
+    dirty: tuple[str, ...]    # tracked files that differ from the last commit
+    base: str                 # the directory analysis/ stands for
+
+
+def analysis_entries(module: str, dirty_policy: str) -> Analysis:
+    """The files of the task module's checkout (or package, outside git) for ``analysis/``."""
     path, root = import_root(module)
     toplevel = git_toplevel(os.path.dirname(path))
     if toplevel is None:
         top = module.split(".")[0]
         source = os.path.join(root, top) if os.path.isdir(os.path.join(root, top)) else path
         logger.warning("%s is in no git checkout: bundling its top-level package %s", module, source)
-        return [*package_dir_entries(source, f"analysis/{os.path.basename(source)}")], "analysis", ()
+        return Analysis([*package_dir_entries(source, f"analysis/{os.path.basename(source)}")], "analysis", (),
+                        os.path.dirname(source))
     dirty = dirty_files(toplevel)
     if dirty and dirty_policy == "refuse":
         shown = ", ".join(dirty[:20]) + (f" and {len(dirty) - 20} more" if len(dirty) > 20 else "")
@@ -223,7 +236,26 @@ def analysis_entries(module: str, dirty_policy: str) -> tuple[list[Entry], str, 
             full = resolve_link(full, toplevel)
         entries.append(read_entry(full, "analysis/" + os.path.relpath(os.path.join(toplevel, rel), base)))
     where = os.path.relpath(root, base)
-    return entries, "analysis" if where == "." else f"analysis/{where}", tuple(dirty)
+    return Analysis(entries, "analysis" if where == "." else f"analysis/{where}", tuple(dirty), base)
+
+
+def luigi_config(analysis: Analysis) -> list[Entry]:
+    """``luigi_config.txt``, naming the bundled copy of the Luigi config file this process reads.
+
+    Luigi reads ``luigi.cfg`` of the working directory and ``$LUIGI_CONFIG_PATH``; jobs get the
+    one that is part of the bundle (the environment variable's first), so that storage
+    elements and task defaults are the same on the worker.
+    """
+    names = {entry.path for entry in analysis.entries}
+    for candidate in (os.environ.get("LUIGI_CONFIG_PATH", ""), "luigi.cfg"):
+        if not candidate or not os.path.isfile(candidate):
+            continue
+        rel = os.path.relpath(os.path.realpath(candidate), analysis.base)
+        if f"analysis/{rel}" in names:
+            return [Entry("luigi_config.txt", 0o644, f"analysis/{rel}\n".encode())]
+        logger.warning("the Luigi config %s is not a file of the bundle (untracked, or outside the checkout): "
+                       "jobs without a shared file system will not read it", candidate)
+    return []
 
 
 def resolve_link(path: str, toplevel: str) -> str:
@@ -369,12 +401,12 @@ def site_entries(settings: BundleSettings) -> list[Entry]:
 
 def collect(module: str, settings: BundleSettings) -> tuple[list[Entry], tuple[str, ...]]:
     """Every entry of the bundle for the task module ``module``, sorted, and the dirty files included."""
-    analysis, root, dirty = analysis_entries(module, settings.dirty)
+    analysis = analysis_entries(module, settings.dirty)
     entries: dict[str, Entry] = {}
-    for entry in [*analysis, *site_entries(settings)]:
+    for entry in [*analysis.entries, *site_entries(settings), *luigi_config(analysis)]:
         entries.setdefault(entry.path, entry)  # two distributions owning one file: the first wins
-    entries["pythonpath.txt"] = Entry("pythonpath.txt", 0o644, f"{root}\nsite\n".encode())
-    return [entries[path] for path in sorted(entries)], dirty
+    entries["pythonpath.txt"] = Entry("pythonpath.txt", 0o644, f"{analysis.root}\nsite\n".encode())
+    return [entries[path] for path in sorted(entries)], analysis.dirty
 
 
 def write_tarball(entries: Sequence[Entry], path: str) -> None:

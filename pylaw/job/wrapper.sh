@@ -10,7 +10,8 @@
 #   PYLAW_VENV         bootstrap hook: a virtualenv activated next
 #   PYLAW_BUNDLE       a code bundle (pylaw-bundle-<hash>.tar.gz; a name in the job's working
 #                      directory, where the batch system transferred it, or a path): unpacked
-#                      once per hash, checked against its name, and its python put first
+#                      once per hash, checked against its name, its python put first, and
+#                      its Luigi config (if it has one) read unless LUIGI_CONFIG_PATH is set
 #   PYLAW_BUNDLE_CACHE where bundles are unpacked: a node-local directory shared by the jobs of
 #                      a node (one of them unpacks, under flock); unset or not writable: the
 #                      job's own scratch, removed at the end
@@ -56,8 +57,8 @@ unpack_bundle() {  # FILE DIR DIGEST PYTHON: extract, check the hash, build the 
     if [ -s "$2/wheels.txt" ]; then  # compiled packages: installed offline into a venv that sees the site's
         "$4" -m venv --system-site-packages "$2/venv" || { say "creating a venv with $4 failed"; return 1; }
         # shellcheck disable=SC2046
-        "$2/venv/bin/python" -m pip install -q --no-index --no-deps --find-links "$2/wheels" \
-            $(cat "$2/wheels.txt") || { say "installing the bundle's wheels failed"; return 1; }
+        "$2/venv/bin/python" -m pip install -q --no-index --no-deps --no-cache-dir --disable-pip-version-check \
+            --find-links "$2/wheels" $(cat "$2/wheels.txt") || { say "installing the bundle's wheels failed"; return 1; }
     else  # pure Python: no venv, only a python named "python"
         mkdir -p "$2/bin" && ln -sf "$(command -v "$4")" "$2/bin/python" || return 1
     fi
@@ -101,6 +102,10 @@ bootstrap_bundle() {
         [ -n "$rel" ] && paths="${paths:+$paths:}$dir/$rel"
     done < "$dir/pythonpath.txt"
     export PATH PYTHONPATH="$paths${PYTHONPATH:+:$PYTHONPATH}"
+    if [ -z "${LUIGI_CONFIG_PATH:-}" ] && [ -s "$dir/luigi_config.txt" ]; then
+        IFS= read -r rel < "$dir/luigi_config.txt"
+        export LUIGI_CONFIG_PATH="$dir/$rel"
+    fi
 }
 
 bootstrap() {

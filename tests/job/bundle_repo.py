@@ -15,6 +15,7 @@ import os
 import sys
 
 import luigi
+import luigi.configuration
 
 import pylaw
 from pylaw.workflow.local import LocalWorkflow
@@ -37,6 +38,7 @@ class {family}(pylaw.Task, LocalWorkflow, SlurmWorkflow):
         from {package} import helper
         self.output().dump({{"branch": self.branch, "square": helper.square(self.branch_data),
                             "python": sys.executable, "version": list(sys.version_info[:2]),
+                            "greeting": luigi.configuration.get_config().get("analysis_test", "greeting", "none"),
                             "luigi": luigi.__file__, "pylaw": pylaw.__file__, "cwd": os.getcwd()}})
 '''
 
@@ -58,7 +60,7 @@ class Repo:
 
 def make_repo(where: Path) -> Repo:
     """``<where>/analysis``: a committed package ``ana_<id>`` with a workflow, a helper, a script,
-    a symlink to a tracked file, plus an untracked file; imported from ``sys.path``."""
+    a symlink to a tracked file, its luigi.cfg, plus an untracked file; imported from ``sys.path``."""
     tag = uuid.uuid4().hex[:8]
     package, family = f"ana_{tag}", f"Sq{tag}"
     root = where / "analysis"
@@ -69,6 +71,7 @@ def make_repo(where: Path) -> Repo:
     (root / "run.sh").write_text("#!/bin/sh\necho run\n")
     (root / "run.sh").chmod(0o755)
     (root / "README").write_text("readme\n")
+    (root / "luigi.cfg").write_text("[analysis_test]\ngreeting = from the bundled config\n")
     os.symlink("README", root / "LINKED")
     repo = Repo(root, package, f"{package}.tasks", family)
     subprocess.run(["git", "init", "-q", str(root)], check=True)

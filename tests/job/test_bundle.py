@@ -35,8 +35,9 @@ def test_bundle_holds_tracked_files_pylaw_and_portable_packages(repo, tmp_path):
     bundle = build_bundle(repo.module, BundleSettings(cache_dir=str(tmp_path / "cache")))
     listed = names(bundle.path)
     analysis = sorted(n for n in listed if n.startswith("analysis/"))
-    assert analysis == sorted(f"analysis/{n}" for n in ["LINKED", "README", "run.sh", f"{repo.package}/__init__.py",
-                                                        f"{repo.package}/helper.py", f"{repo.package}/tasks.py"])
+    expected = ["LINKED", "README", "luigi.cfg", "run.sh", *(f"{repo.package}/{n}.py" for n in ("__init__", "helper",
+                                                                                               "tasks"))]
+    assert analysis == sorted(f"analysis/{n}" for n in expected)
     assert not any(".git/" in n or n.startswith(".git") or "__pycache__" in n or n.endswith(".pyc") for n in listed)
     assert {"site/pylaw/__init__.py", "site/pylaw/job/wrapper.sh", "site/luigi/__init__.py",
             "site/tornado/speedups.abi3.so", "pythonpath.txt"} <= set(listed)
