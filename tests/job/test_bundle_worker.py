@@ -224,11 +224,34 @@ def test_compiled_packages_come_from_the_wheelhouse_into_a_per_bundle_venv(repo,
         config.remove_option("bundle", "wheelhouse")
     context.command = ["python", "-c", "import sys, fakec_b1, luigi; print(fakec_b1.KIND, sys.prefix, luigi.__file__)"]
     cache = tmp_path / "node-cache"
+    started = time.perf_counter()
     rc, out = finish(job(context, tmp_path / "job", [0], cache=cache))
+    cold = time.perf_counter() - started
     assert rc == 0 and "unpacked into" in out, out
+    started = time.perf_counter()
+    rc, out = finish(job(context, tmp_path / "job2", [0], cache=cache))
+    assert rc == 0 and "reused from" in out, out
+    print(f"\nwith a wheel: cold cache (venv + pip) {cold:.2f} s, warm {time.perf_counter() - started:.2f} s")
     kind, prefix, luigi_file = (tmp_path / "job" / "logs" / "job0_attempt1_branch0.log").read_text().rsplit(" ", 2)
     digest = os.path.basename(context.bundle)[13:29]
     assert kind == "the wheelhouse" and prefix == str(cache / digest / "venv")
     assert luigi_file.strip().startswith(str(cache / digest / "site"))
     assert "include-system-site-packages = true" in (cache / digest / "venv" / "pyvenv.cfg").read_text()
     assert not (cache / digest / "site" / "fakec_b1").exists()  # the submitter's build is not shipped
+
+
+def test_a_computing_element_chooses_the_software_for_its_jobs(repo):
+    config = luigi.configuration.get_config()
+    config.add_section("ce:gridlike")
+    config.set("ce:gridlike", "type", "slurm")
+    config.set("ce:gridlike", "software", "bundle")
+    config.set("ce:gridlike", "worker_python", "/usr/bin/python3.13")
+    try:
+        context = repo.task(ce="gridlike").remote_job_context()  # a shared file system, yet a bundle
+        env = job_environment(context)
+        assert env["PYLAW_BUNDLE"] == context.bundle and env["PYLAW_PYTHON"] == "/usr/bin/python3.13"
+        config.set("ce:gridlike", "software", "sometimes")
+        with pytest.raises(ConfigError, match=r"\[ce:gridlike\] software = 'sometimes'; give one of: auto"):
+            repo.task(ce="gridlike").remote_job_context()
+    finally:
+        config.remove_section("ce:gridlike")
