@@ -131,3 +131,88 @@ def test_an_entry_in_use_is_not_evicted(make_fs, tmp_path) -> None:
         assert fs.cache.contains(fs, "busy/a")
     read(fs, "busy/b")  # now a can go
     assert not fs.cache.contains(fs, "busy/a") and fs.cache.contains(fs, "busy/b")
+
+
+def _hammer_reader(base: str, cache_root: str, names: list[str], seconds: float, seed: int) -> list[str]:
+    """Read random files through a tiny cache for a while; every read must see the whole file."""
+    import random
+    import time
+
+    fs = RemoteFileSystem("hammer", [base], GFALInterface(), cache=RemoteCache(cache_root, HAMMER_CACHE))
+    rng, problems = random.Random(seed), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(problems) < 5:
+        name = rng.choice(names)
+        try:
+            with fs.cache.fetch(fs, name) as local:
+                assert local is not None
+                with open(local, "rb") as f:
+                    data = f.read()
+            if data != _hammer_content(name):
+                problems.append(f"{name}: {len(data)} bytes, not the file's content")
+        except FileNotFoundError as exc:
+            problems.append(f"{name}: {exc}")
+        with fs.cache.open(fs, name) as f:  # type: ignore[union-attr]
+            if f.read() != _hammer_content(name):
+                problems.append(f"{name}: open() gave other content")
+    return problems
+
+
+def _hammer_evictor(cache_root: str, seconds: float) -> int:
+    import time
+
+    cache, rounds = RemoteCache(cache_root, 0), 0  # max_size 0: evicts every entry it can lock
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cache.evict()
+        rounds += 1
+    return rounds
+
+
+HAMMER_CACHE = 2500  # bytes: room for two or three of the files below, so readers evict each other
+
+
+def _hammer_content(name: str) -> bytes:
+    return name.encode() * (1000 // len(name))
+
+
+def test_readers_never_see_a_missing_or_partial_entry_under_eviction(make_fs, tmp_path) -> None:
+    """N readers and an evictor on a small cache: eviction must never take data from under a reader."""
+    fs = make_fs("file", name="hammer")
+    names = [f"h/file{i}.bin" for i in range(6)]
+    for name in names:
+        put(fs, tmp_path, name, _hammer_content(name))
+    cache_root = str(tmp_path / "hammer-cache")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(5) as pool:
+        evictor = pool.apply_async(_hammer_evictor, (cache_root, 8.0))
+        readers = [pool.apply_async(_hammer_reader, (fs.bases[0], cache_root, names, 8.0, seed))
+                   for seed in range(4)]
+        problems = [p for r in readers for p in r.get(timeout=120)]
+        assert evictor.get(timeout=120) > 10  # the evictor really ran alongside
+    assert problems == []
+
+
+class ScanCountingCache(RemoteCache):
+    """The real cache, counting its full scans."""
+
+    scans = 0
+
+    def _entries(self) -> list[tuple[float, int, str]]:
+        self.scans += 1
+        return super()._entries()
+
+
+def test_hits_and_misses_below_the_limit_never_scan_the_cache(make_fs, tmp_path) -> None:
+    cache = ScanCountingCache(str(tmp_path / "o1"), max_size=350)
+    fs = make_fs("file", cache=cache)
+    for name in "abc":
+        put(fs, tmp_path, f"o1/{name}", name.encode() * 100)
+    for name in "abc":  # three misses, 300 bytes: below the limit, counted without a scan
+        assert read(fs, f"o1/{name}") == name.encode() * 100
+    for _ in range(20):
+        assert read(fs, "o1/a") == b"a" * 100
+    assert cache.scans == 0
+    put(fs, tmp_path, "o1/d", b"d" * 100)
+    read(fs, "o1/d")  # 400 bytes: over the limit, one scan evicts the least recently used (b)
+    assert cache.scans == 1 and not cache.contains(fs, "o1/b") and cache.size() == 300

@@ -3,20 +3,26 @@
 Layout: ``<root>/<key[:2]>/<key>/`` per cached file, where ``key`` hashes the storage
 element's name and the path, holding ``data`` (the content), ``meta.json`` (storage, path,
 remote size and mtime) and ``lock`` (a ``flock`` lock file whose mtime records the last
-access, for LRU eviction).
+access, for LRU eviction); ``<root>/.size`` keeps a running total of the cached bytes.
 
 Contract:
 
-- a read costs exactly one remote ``stat`` when the entry is valid: the entry is used
-  only if the remote size AND mtime equal the recorded ones, and the local data has
-  that size;
-- a miss downloads into the entry under its lock (other processes wanting the same
-  file wait instead of downloading it twice), then stats the remote again: if the file
-  changed during the download, nothing is recorded and the download is repeated;
+- a read costs exactly one remote ``stat`` when the entry is valid, and O(1) local work:
+  a hit neither scans nor evicts. The entry is used only if the remote size AND mtime
+  equal the recorded ones, and the local data has that size;
+- readers hold a SHARED lock on the entry while they use it; downloads and eviction need
+  it EXCLUSIVE. ``flock`` cannot convert a lock atomically (it drops it first), so a
+  reader never converts: after downloading under the exclusive lock it releases it,
+  takes the shared lock anew and checks the entry again (an evictor may have won the
+  gap: then it downloads again);
+- a miss downloads into the entry under its exclusive lock (other processes wanting the
+  same file wait instead of downloading it twice), then stats the remote again: if the
+  file changed during the download, nothing is recorded and the download is repeated;
 - ``meta.json`` is written last and removed first, so a crash leaves no entry that
   looks valid with partial data;
-- when the cache grows beyond ``max_size`` the least recently used entries are removed;
-  entries locked by another process are skipped.
+- after a miss, when the running total exceeds ``max_size``, the cache is scanned and the
+  least recently used entries are removed (the total is then recounted exactly); entries
+  locked by another process are skipped.
 """
 
 from __future__ import annotations
@@ -39,19 +45,29 @@ if TYPE_CHECKING:
     from pylaw.target.remote.filesystem import RemoteFileSystem
 
 DOWNLOAD_TRIES = 3
+EVICTED_TRIES = 5  # evictions between a download and its use before giving up
 
 
 @contextlib.contextmanager
-def file_lock(path: str, blocking: bool = True) -> Iterator[IO | None]:
-    """An exclusive ``flock`` on ``path``; yields the locked handle, or None if not blocking and held.
+def file_lock(path: str, blocking: bool = True, shared: bool = False) -> Iterator[IO | None]:
+    """A ``flock`` on ``path`` (exclusive, or ``shared``); yields the locked handle, or None if not
+    blocking and held.
 
-    The lock file may be deleted by an evicting process while we wait for it; a lock on
-    the deleted inode would protect nothing, so we check the inode and lock again.
+    The lock file (or its directory) may be deleted by an evicting process while we wait
+    for it; a lock on the deleted inode would protect nothing, so we check the inode and
+    lock again.
     """
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
     while True:
-        with open(path, "a+") as handle:
+        try:
+            handle = open(path, "a+")  # noqa: SIM115 - closed below, on every path
+        except FileNotFoundError:  # no entry directory yet, or just evicted: (re)create it
+            with contextlib.suppress(FileExistsError):  # an evictor may remove it while makedirs checks it
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            continue
+        with handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                fcntl.flock(handle, mode)
             except BlockingIOError:
                 yield None
                 return
@@ -65,7 +81,6 @@ def file_lock(path: str, blocking: bool = True) -> Iterator[IO | None]:
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
                 return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 class CacheEntry:
@@ -118,6 +133,7 @@ class RemoteCache:
     def __init__(self, root: str, max_size: int) -> None:
         self.root = os.path.abspath(os.path.expanduser(os.path.expandvars(root)))
         self.max_size = max_size
+        self.total = os.path.join(self.root, ".size")
 
     def __repr__(self) -> str:
         return f"RemoteCache({self.root!r}, max_size={self.max_size})"
@@ -139,14 +155,50 @@ class RemoteCache:
             yield None
             return
         entry = self.entry(fs, path)
-        with file_lock(entry.lock) as handle:
-            if not entry.matches(info):
-                self._download(fs, path, entry, info)
-            entry.touch()
-            assert handle is not None  # a blocking lock always yields its handle
-            fcntl.flock(handle, fcntl.LOCK_SH)  # readers may share; eviction needs it exclusive
+        with self._valid(fs, path, entry, info) as downloaded:
             yield entry.data
-        self.evict(keep=entry.directory)
+        if downloaded:
+            self.evict(keep=entry.directory)
+
+    def open(self, fs: RemoteFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> IO | None:
+        """An open file of an up-to-date copy (None if too large for the cache).
+
+        Opened while the entry is share-locked, so an eviction right after cannot take the
+        data away: the open handle keeps reading the same inode.
+        """
+        info = self._stat_cacheable(fs, path)
+        if info is None:
+            return None
+        entry = self.entry(fs, path)
+        with self._valid(fs, path, entry, info) as downloaded:
+            handle = open(entry.data, mode, **kwargs)  # noqa: SIM115 - handed to the caller
+        if downloaded:
+            self.evict(keep=entry.directory)
+        return handle
+
+    @contextlib.contextmanager
+    def _valid(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> Iterator[bool]:
+        """Hold a shared lock on ``entry`` while it is valid for ``info``, downloading it if needed.
+
+        Yields whether this call downloaded (the cache grew: time to evict).
+        """
+        downloaded = False
+        for _ in range(EVICTED_TRIES):
+            with file_lock(entry.lock, shared=True) as handle:
+                if handle is not None and entry.matches(info):
+                    entry.touch()
+                    yield downloaded
+                    return
+            with file_lock(entry.lock):
+                if not entry.matches(info):
+                    info = self._download(fs, path, entry, info)
+                    downloaded = True
+            # the exclusive lock is released before the shared one is taken (flock cannot
+            # convert atomically); an evictor may win the gap: check again
+        raise TransientRemoteError(
+            f"{path!r} of {fs.name!r} was evicted from the cache {self.root} {EVICTED_TRIES} times between its "
+            f"download and its use; the cache ({self.max_size} bytes) is too small for the files read at once",
+            operation="get", url=path)
 
     def _stat_cacheable(self, fs: RemoteFileSystem, path: str) -> RemoteStat | None:
         info = fs.stat(path)
@@ -154,28 +206,10 @@ class RemoteCache:
             raise IsADirectoryError(f"cannot cache {path!r} of {fs.name!r}: it is a directory")
         if info.size > self.max_size:
             return None
-        os.makedirs(self.entry(fs, path).directory, exist_ok=True)
-        return info
+        return info  # the entry's directory is made when its lock is taken
 
-    def open(self, fs: RemoteFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> IO | None:
-        """An open file of an up-to-date copy (None if too large for the cache).
-
-        Opened while the entry is locked, so an eviction right after cannot take the data
-        away: the open handle keeps reading the same inode.
-        """
-        info = self._stat_cacheable(fs, path)
-        if info is None:
-            return None
-        entry = self.entry(fs, path)
-        with file_lock(entry.lock):
-            if not entry.matches(info):
-                self._download(fs, path, entry, info)
-            entry.touch()
-            handle = open(entry.data, mode, **kwargs)  # noqa: SIM115 - handed to the caller
-        self.evict(keep=entry.directory)
-        return handle
-
-    def _download(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> None:
+    def _download(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> RemoteStat:
+        """Download into ``entry`` (held exclusively); returns the remote stat recorded."""
         entry.drop()
         for _ in range(DOWNLOAD_TRIES):
             try:
@@ -186,12 +220,31 @@ class RemoteCache:
             after = fs.stat(path)
             if after == info and os.path.exists(entry.data):
                 entry.record(fs.name, fs.normpath(path), info)
-                return
+                self._count(info.size)
+                return info
             info = after  # changed while we downloaded: fetch the new version
         entry.drop()
         raise TransientRemoteError(f"{path!r} on {fs.name!r} changed during {DOWNLOAD_TRIES} downloads into "
                                    "the cache; retry when it is no longer being written", operation="get",
                                    url=path)
+
+    def _count(self, added: int) -> None:
+        """Add to the running total (an upper bound: removals by invalidation are not subtracted)."""
+        with file_lock(os.path.join(self.root, ".evict.lock")):
+            self._write_total(self._read_total() + added)
+
+    def _read_total(self) -> int:
+        try:
+            with open(self.total) as f:
+                return int(f.read() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _write_total(self, total: int) -> None:
+        tmp = os.path.join(self.root, temporary_name(".size"))
+        with open(tmp, "w") as f:
+            f.write(str(total))
+        os.replace(tmp, self.total)
 
     def invalidate(self, fs: RemoteFileSystem, path: str) -> None:
         """Forget ``path`` (after this process wrote or removed it)."""
@@ -205,7 +258,7 @@ class RemoteCache:
         return self.entry(fs, path).recorded() is not None
 
     def size(self) -> int:
-        """Bytes of cached data."""
+        """Bytes of cached data (counted: scans the cache)."""
         return sum(size for _, size, _ in self._entries())
 
     def _entries(self) -> list[tuple[float, int, str]]:
@@ -222,10 +275,15 @@ class RemoteCache:
         return result
 
     def evict(self, keep: str | None = None) -> int:
-        """Remove least recently used entries until the cache fits ``max_size``; returns bytes freed."""
+        """Remove least recently used entries until the cache fits ``max_size``; returns bytes freed.
+
+        Scans only when the running total says the cache may be too large.
+        """
         os.makedirs(self.root, exist_ok=True)
         freed = 0
         with file_lock(os.path.join(self.root, ".evict.lock")):
+            if os.path.exists(self.total) and self._read_total() <= self.max_size:
+                return 0
             entries = sorted(self._entries())
             total = sum(size for _, size, _ in entries)
             for _, size, directory in entries:
@@ -238,6 +296,7 @@ class RemoteCache:
                         continue  # in use by another process: evict something else
                     shutil.rmtree(directory, ignore_errors=True)
                 freed += size
+            self._write_total(total - freed)
         return freed
 
 

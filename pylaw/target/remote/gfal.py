@@ -170,7 +170,11 @@ class GFALInterface(FileInterface):
     ``transfer_timeout`` (seconds, 0 = GFAL2's default) bounds a copy without its own timeout.
     """
 
-    DEFAULT_OPTIONS: ClassVar[dict[str, bool | int | str]] = {"HTTP PLUGIN:DEFAULT_COPY_MODE": "streamed"}
+    #: streamed copies (pylaw copies through the client); no SE-issued token (macaroon) request before
+    #: every davs:// operation: it is one more request and one more TLS session setup each time, and
+    #: only third-party copies need it (``gfal_options = HTTP PLUGIN:RETRIEVE_BEARER_TOKEN=true``)
+    DEFAULT_OPTIONS: ClassVar[dict[str, bool | int | str]] = {"HTTP PLUGIN:DEFAULT_COPY_MODE": "streamed",
+                                                              "HTTP PLUGIN:RETRIEVE_BEARER_TOKEN": False}
 
     #: local files up to this size are uploaded to these schemes with open/write/close (see ``_upload_small``)
     SMALL_UPLOAD = 1 << 20
