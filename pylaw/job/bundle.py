@@ -168,13 +168,18 @@ def import_root(module: str) -> tuple[str, str]:
 
 
 def git(checkout: str, *args: str) -> bytes:
-    return subprocess.run(["git", "-C", checkout, *args], capture_output=True, check=True).stdout
+    try:
+        return subprocess.run(["git", "-C", checkout, *args], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) \
+            else str(exc)
+        raise BundleError(f"git {' '.join(args)} in {checkout} failed: {detail}") from exc
 
 
 def git_toplevel(directory: str) -> str | None:
     try:
         return os.path.realpath(git(directory, "rev-parse", "--show-toplevel").decode().strip())
-    except (OSError, subprocess.CalledProcessError):
+    except BundleError:
         return None  # not a checkout, or no git
 
 
