@@ -151,7 +151,6 @@ if ! bootstrap; then
     exit "$EXIT_BOOTSTRAP"
 fi
 
-
 failed=0
 missing=0
 for branch in $PYLAW_BRANCHES; do
