@@ -52,12 +52,13 @@ import sys
 import tarfile
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import luigi
 
+from pylaw.config import store_root
 from pylaw.errors import BundleError
 
 logger = logging.getLogger("pylaw.job")
@@ -94,8 +95,6 @@ class BundleSettings:
 
     @classmethod
     def from_config(cls) -> BundleSettings:
-        from pylaw.config import store_root
-
         section = bundle()
         return cls(cache_dir=section.cache_dir or os.path.join(store_root(), "_pylaw_bundles"),
                    dirty=section.dirty, packages=tuple(split_names(section.packages)),
@@ -120,7 +119,7 @@ class Bundle:
     built: bool
     files: int
     size: int
-    dirty: tuple[str, ...] = field(default=())
+    dirty: tuple[str, ...] = ()
 
 
 def split_names(text: str) -> list[str]:
