@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import os
 import re
 import shutil
@@ -223,15 +222,15 @@ class HTCondorPool:
         if os.path.exists(self._made_file):
             with open(self._made_file) as f:
                 self._made = [line.strip() for line in f if line.strip()]
-        # shared-dir mount points of sessions that died before recording them
-        self._made += glob.glob(os.path.join(self.root, tempfile.gettempdir().lstrip("/"), "pylaw-htcondor-*"))
         self._remove_mount_points()
 
     def _wipe_state(self) -> None:
-        """Queue, history, execute dirs and logs survive a restart (pitfall 12): start empty."""
+        """Queue, history, execute dirs and logs survive a restart (pitfall 12), and so would what
+        jobs left in the worker's /tmp: start empty. Only while nothing is mounted (pitfall 13)."""
         if mounts_under(self.root):
             raise RuntimeError(f"refusing to delete pool state: something is mounted under {self.root}")
-        for sub in ("var/spool/condor", "var/lib/condor/execute", LOG_DIR.lstrip("/"), "run/condor", "run/lock/condor"):
+        for sub in ("var/spool/condor", "var/lib/condor/execute", LOG_DIR.lstrip("/"), "run/condor", "run/lock/condor",
+                    "tmp", "var/tmp"):
             directory = os.path.join(self.root, sub)
             for entry in os.listdir(directory):
                 path = os.path.join(directory, entry)
