@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.services.htcondor import (
     mounts_under,
     processes_in,
 )
+from tests.services.xrootd import xrootd_server  # noqa: F401 - the fixture
 
 htcondor2 = pytest.importorskip("htcondor2")
 
@@ -140,6 +142,34 @@ def test_jobs_run_in_the_chroot_userland(pool):
     assert facts["prefix"] != sys.prefix and tuple(facts["version"]) != sys.version_info[:2]
     assert facts["xrootd"].startswith("/usr/lib/python3/dist-packages/XRootD/"), facts["xrootd"]
     assert history(pool, cluster, 1)[0]["ExitCode"] == 0
+
+
+WRITE_XROOTD = """\
+import sys
+from XRootD import client
+from XRootD.client.flags import OpenFlags
+f = client.File()
+status, _ = f.open(sys.argv[1], OpenFlags.NEW | OpenFlags.MAKEPATH)
+assert status.ok, status.message
+status, _ = f.write(sys.argv[2].encode())
+assert status.ok, status.message
+f.close()
+"""
+
+
+def test_a_job_writes_to_the_test_xrootd(pool, xrootd_server):  # noqa: F811
+    """Outputs go to the suite's real XRootD server, from the worker userland's client."""
+    job_dir = pool.new_dir("xrootd")
+    with open(os.path.join(job_dir, "write.py"), "w") as f:
+        f.write(WRITE_XROOTD)
+    url = f"{xrootd_server.url}/pool/{os.path.basename(job_dir)}/out.txt"
+    cluster = submit(pool, job_dir, {"executable": "/usr/bin/python3", "arguments": f"write.py {url} from-a-job"}
+                     ).cluster()
+    events(os.path.join(job_dir, "events.log"),
+           lambda seen: any(e.type == htcondor2.JobEventType.JOB_TERMINATED for e in seen))
+    assert history(pool, cluster, 1)[0]["ExitCode"] == 0, Path(job_dir, "err.0").read_text()
+    with open(xrootd_server.local_path(f"pool/{os.path.basename(job_dir)}/out.txt")) as f:
+        assert f.read() == "from-a-job"
 
 
 def test_run_inside_uses_the_worker_userland(pool):

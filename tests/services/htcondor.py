@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import os
 import re
 import shutil
@@ -168,6 +167,7 @@ class HTCondorPool:
     # -- start ----------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> HTCondorPool:
+        """Bring the pool up (bounded by ``timeout``); on any failure everything is undone again."""
         began = time.monotonic()
         if os.geteuid() != 0:
             raise PermissionError("the test HTCondor pool needs root (chroot, mounts)")
@@ -177,21 +177,25 @@ class HTCondorPool:
         import htcondor2  # noqa: F401 - fail early (ImportError) without the client bindings
 
         self._acquire_lock()
-        self._clean_leftovers()
-        self._wipe_state()
-        self.port = free_port()
-        with open(os.path.join(self.root, "etc/condor/config.d/99-pylaw-pool.config"), "w") as f:
-            f.write(CONFIG.format(port=self.port, domain=UID_DOMAIN, cpus=self.cpus))
-        self.shared_dir = tempfile.mkdtemp(prefix="pylaw-htcondor-")
-        os.chmod(self.shared_dir, 0o777)
-        self._mount_all()
-        self.kernel_before = kernel_settings()
-        with open(os.path.join(self.root, LOG_DIR.lstrip("/"), "master.out"), "wb") as out:
-            self.master = subprocess.Popen(
-                ["chroot", self.root, "env", "-i", PATH, "/usr/sbin/condor_master", "-f",
-                 "-pidfile", "/run/condor/condor_master.pid"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready(timeout)
+        try:
+            self._clean_leftovers()
+            self._wipe_state()
+            self.port = free_port()
+            with open(os.path.join(self.root, "etc/condor/config.d/99-pylaw-pool.config"), "w") as f:
+                f.write(CONFIG.format(port=self.port, domain=UID_DOMAIN, cpus=self.cpus))
+            self.shared_dir = tempfile.mkdtemp(prefix="pylaw-htcondor-")
+            os.chmod(self.shared_dir, 0o777)
+            self._mount_all()
+            self.kernel_before = kernel_settings()
+            with open(os.path.join(self.root, LOG_DIR.lstrip("/"), "master.out"), "wb") as out:
+                self.master = subprocess.Popen(
+                    ["chroot", self.root, "env", "-i", PATH, "/usr/sbin/condor_master", "-f",
+                     "-pidfile", "/run/condor/condor_master.pid"],
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         self.start_seconds = time.monotonic() - began
         return self
 
@@ -223,15 +227,15 @@ class HTCondorPool:
         if os.path.exists(self._made_file):
             with open(self._made_file) as f:
                 self._made = [line.strip() for line in f if line.strip()]
-        # shared-dir mount points of sessions that died before recording them
-        self._made += glob.glob(os.path.join(self.root, tempfile.gettempdir().lstrip("/"), "pylaw-htcondor-*"))
         self._remove_mount_points()
 
     def _wipe_state(self) -> None:
-        """Queue, history, execute dirs and logs survive a restart (pitfall 12): start empty."""
+        """Queue, history, execute dirs and logs survive a restart (pitfall 12), and so would what
+        jobs left in the worker's /tmp: start empty. Only while nothing is mounted (pitfall 13)."""
         if mounts_under(self.root):
             raise RuntimeError(f"refusing to delete pool state: something is mounted under {self.root}")
-        for sub in ("var/spool/condor", "var/lib/condor/execute", LOG_DIR.lstrip("/"), "run/condor", "run/lock/condor"):
+        for sub in ("var/spool/condor", "var/lib/condor/execute", LOG_DIR.lstrip("/"), "run/condor", "run/lock/condor",
+                    "tmp", "var/tmp"):
             directory = os.path.join(self.root, sub)
             for entry in os.listdir(directory):
                 path = os.path.join(directory, entry)
@@ -274,6 +278,9 @@ class HTCondorPool:
         for path in self.binds:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"cannot bind {path} into the pool: it does not exist")
+            existing = self.root + path
+            if (os.path.isdir(existing) and os.listdir(existing)) or os.path.isfile(existing):
+                raise ValueError(f"cannot bind {path} into the pool: it would hide the chroot's own {existing}")
             target = self._mount_point(path)
             self._mount(target, "--bind", path)
             self._mount(target, "-o", "remount,bind,ro")
@@ -286,13 +293,18 @@ class HTCondorPool:
         if root != self.root:
             raise RuntimeError(f"condor_master (PID {self.master.pid}) runs in {root!r}, not in {self.root}"
                                f"\n{self.log_tails()}")
-        probe = subprocess.run([sys.executable, "-c", READY_PROBE, str(timeout)], env=self.client_env(),
-                               capture_output=True, text=True)
+        probe = subprocess.Popen([sys.executable, "-c", READY_PROBE, str(timeout)], env=self.client_env(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while probe.poll() is None and self.master.poll() is None:
+            time.sleep(0.1)
         if self.master.poll() is not None:
+            probe.kill()
+            probe.communicate()
             raise RuntimeError(f"condor_master exited with code {self.master.returncode}\n{self.log_tails()}")
+        _, error = probe.communicate()
         if probe.returncode != 0:
             raise RuntimeError(f"the HTCondor pool did not come up within {timeout} s "
-                               f"({probe.stderr.strip()[-500:]})\n{self.log_tails()}")
+                               f"({error.strip()[-500:]})\n{self.log_tails()}")
         if kernel_settings() != self.kernel_before:
             raise RuntimeError(f"the pool changed host kernel settings: {self.kernel_before} -> {kernel_settings()}")
 

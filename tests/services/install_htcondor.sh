@@ -30,15 +30,20 @@ mounted_under() {
         /proc/self/mountinfo | sort -r
 }
 MOUNTED=()
+OWN_ROOT=0   # set once we hold the pool's lock: only then is whatever is mounted under ROOT ours
 unmount_all() {
-    local i
+    local i point
     for (( i=${#MOUNTED[@]}-1; i>=0; i-- )); do umount "${MOUNTED[i]}" || umount -l "${MOUNTED[i]}"; done
     MOUNTED=()
+    if [ "$OWN_ROOT" = 1 ]; then   # e.g. proc and sys of an interrupted debootstrap
+        for point in $(mounted_under); do umount "$point" || umount -l "$point"; done
+    fi
     if [ -n "$(mounted_under)" ]; then
         say "still mounted under $ROOT after unmounting:" >&2; mounted_under >&2; return 1
     fi
 }
 trap unmount_all EXIT
+trap 'exit 130' INT TERM HUP   # run the EXIT trap on these too
 mount_private() {  # mount_private TARGET MOUNT-ARGS...
     local target=$1; shift
     mount "$@" "$target"
@@ -47,16 +52,26 @@ mount_private() {  # mount_private TARGET MOUNT-ARGS...
 }
 
 wanted="$PACKAGES xrootd uid=$POOL_UID"
-if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$wanted" ]; then
-    say "chroot $ROOT is complete ($(inside dpkg-query -W -f='condor ${Version}' condor)); nothing to do"
-    exit 0
-fi
+complete_exit() {
+    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$wanted" ]; then
+        say "chroot $ROOT is complete ($(inside dpkg-query -W -f='condor ${Version}' condor)); nothing to do"
+        exit 0
+    fi
+}
+complete_exit   # without waiting for the lock: a running pool does not delay this
+# The pool's own lock (tests/services/htcondor.py): no pool runs while the chroot changes.
+mkdir -p "$(dirname "$ROOT")"
+exec 9<>"$ROOT.lock"
+flock -w "${PYLAW_HTCONDOR_LOCK_TIMEOUT:-300}" 9 || { say "the pool in $ROOT is in use (lock $ROOT.lock held)" >&2; exit 1; }
+echo "$$" > "$ROOT.lock"
+complete_exit
 if [ -n "$(mounted_under)" ]; then
     # a running test pool (or a crashed one) still uses it: never delete or change it then
     say "refusing to touch $ROOT: something is mounted under it (a running test pool?):" >&2
     mounted_under >&2
     exit 1
 fi
+OWN_ROOT=1
 
 start=$(date +%s)
 # shellcheck source=tests/services/apt.sh
@@ -70,7 +85,6 @@ if [ ! -f "$MARKER" ]; then
         rm -rf --one-file-system "$ROOT"
     fi
     step=$(date +%s)
-    mkdir -p "$(dirname "$ROOT")"
     debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >/dev/null
     say "debootstrap trixie ($(elapsed "$step"), $(du -sh --one-file-system "$ROOT" | cut -f1))"
 fi
