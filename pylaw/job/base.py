@@ -114,6 +114,7 @@ class JobContext:
     walltime: float = 0.0             # seconds; 0: the batch system's default
     options: dict[str, str] = field(default_factory=dict)  # backend options (partition, ...)
     extra_options: list[str] = field(default_factory=list)  # backend options, verbatim
+    bundle: str = ""                  # submit-host path of the code bundle, shipped by file transfer
 
 
 class JobFileFactory(ABC):
