@@ -207,7 +207,12 @@ class HTCondorJobFileFactory(JobFileFactory):
         if transfer:
             lines.append("mkdir -p logs  # transfer_output_files lists it: a missing one would hold the job")
         runner = WRAPPER_NAME if transfer else wrapper
-        lines.append(f"exec bash {shlex.quote(runner)} {shlex.join(context.command)}")
+        # HTCondor's soft kill (remove, hold, vacate) sends SIGTERM to this process only, and a bash
+        # waiting for a foreground child runs its trap only when the child ends: the wrapper and its
+        # branch run in their own process group, which gets the signal as a whole.
+        lines += ["set -m", f"bash {shlex.quote(runner)} {shlex.join(context.command)} &", "pid=$!",
+                  """trap 'kill -TERM -- "-$pid" 2>/dev/null' TERM INT""", 'wait "$pid"; rc=$?',
+                  'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done', 'exit "$rc"']
         return "\n".join(lines) + "\n"
 
     def description(self, name: str, count: int, context: JobContext, script: str, wrapper: str) -> str:

@@ -85,7 +85,7 @@ def test_file_transfer_mode_ships_wrapper_and_bundle_and_brings_logs_back(tmp_pa
     assert submit["transfer_output_files"] == "logs"
     script = read(os.path.join(jobs, f"{batch.name}.sh"))
     assert "export PYLAW_LOG_DIR=logs" in script and "export PYLAW_BUNDLE=bundle-0123abcd.tar.gz" in script
-    assert f"exec bash {WRAPPER_NAME} " in script and "mkdir -p logs" in script
+    assert f"\nbash {WRAPPER_NAME} " in script and "mkdir -p logs" in script
     assert jobs + "/logs" not in script  # no submit-host path of the job dir in what runs on the worker
 
 
