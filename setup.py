@@ -20,6 +20,7 @@ setup(
         "plot": ["matplotlib"],
         "test": ["pytest", "pytest-timeout", "numpy", "scipy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
                  "cheroot",
+                 "htcondor",  # client bindings (htcondor2) for the real test pool, tests/services/htcondor.py
                  # Luigi's own test suite (tests/luigi_compat) imports these
                  "mock", "psutil", "hypothesis", "jsonschema"],
         "docs": ["sphinx"],

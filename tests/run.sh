@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh Debian 12 machine (as root), then runs
 # it all: ruff, mypy, the Sphinx docs with -n -W (nitpicky: every cross-reference must
-# resolve; warnings are errors), and pytest against real services (Slurm, XRootD, WebDAV
-# via gfal2, luigid). Used by CI (.ci/run) and by developers.
+# resolve; warnings are errors), and pytest against real services (Slurm, an HTCondor pool,
+# XRootD, WebDAV via gfal2, luigid). Used by CI (.ci/run) and by developers.
 #   ./tests/run.sh            everything
 #   ./tests/run.sh -k slurm   extra arguments go to pytest
 set -euo pipefail
@@ -26,6 +26,7 @@ step "virtual environment $venv"
 "$venv/bin/pip" install -q -e ".[test,docs,plot]"
 bash tests/services/install_remote.sh "$venv"
 bash tests/services/install_slurm.sh
+bash tests/services/install_htcondor.sh
 
 step "Luigi's own test suite (sdist of the installed luigi, cached in .luigi-compat/)"
 "$venv/bin/python" -m tests.luigi_compat.fetch
