@@ -463,8 +463,8 @@ class HTCondorJobManager(JobManager):
         unexplained = [job_id for job_id, state in states.items() if state.status is JobStatus.UNKNOWN]
         if unexplained:
             states.update(self.query_schedd(unexplained))
-        held = [job_id for job_id, state in states.items()
-                if state.reason.startswith("held:") and job_id not in self.removed]
+        held = {job_id: state.reason for job_id, state in states.items()
+                if state.reason.startswith("held:") and job_id not in self.removed}
         if held:
             self.remove_held(held)
         return states
@@ -490,12 +490,13 @@ class HTCondorJobManager(JobManager):
                         found[job_id] = state_from_ad(ad)
         return found
 
-    def remove_held(self, job_ids: list[str]) -> None:
+    def remove_held(self, held: dict[str, str]) -> None:
         """The held-job policy: a held job is removed at once (it counts as a failed attempt)."""
-        logger.warning("removing %d held HTCondor jobs (%s ...): held jobs count as failed attempts",
-                       len(job_ids), ", ".join(job_ids[:3]))
-        self.act_remove(job_ids, "pylaw: held jobs are removed and retried per --retries")
-        self.removed.update(job_ids)
+        for job_id, reason in list(held.items())[:10]:
+            logger.warning("HTCondor job %s was %s; removed (a held job counts as a failed attempt)",
+                           job_id, reason)
+        self.act_remove(list(held), "pylaw: held jobs are removed and retried per --retries")
+        self.removed.update(held)
 
     def act_remove(self, job_ids: Sequence[str], reason: str) -> None:
         import htcondor2

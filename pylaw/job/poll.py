@@ -161,7 +161,8 @@ class JobPoller:
     def ended(self, record: JobRecord, state: JobState) -> None:
         """A job left the batch system: keep its done branches, retry or give up the others."""
         record.history.append({"attempt": record.attempt, "job_id": record.job_id,
-                               "status": state.status.value, "exit_code": state.exit_code})
+                               "status": state.status.value, "exit_code": state.exit_code,
+                               **({"reason": state.reason} if state.reason else {})})
         record.exit_code = state.exit_code
         missing = [b for b in record.branches if b not in self.existing_branches]
         if not missing:

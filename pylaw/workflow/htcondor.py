@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import luigi
 
+from pylaw.config import STORE_ENV, store_root
 from pylaw.errors import ConfigError, JobFileError
 from pylaw.job.base import JobFileFactory, JobManager
 from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings, parse_submit_options
@@ -85,6 +86,14 @@ class HTCondorWorkflow(BaseRemoteWorkflow):
         except (ValueError, JobFileError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         return settings
+
+    def remote_job_env(self) -> dict[str, str]:
+        """With a shared file system, jobs write into this store (HTCondor jobs get no environment of
+        the submitter: ``getenv = false``); without one, outputs go to remote targets."""
+        env = dict(super().remote_job_env())
+        if not self.htcondor_settings().file_transfer:
+            env.setdefault(STORE_ENV, store_root())
+        return env
 
     def remote_job_manager(self) -> JobManager:
         return HTCondorJobManager(self.remote_job_dir(), self.htcondor_settings())
