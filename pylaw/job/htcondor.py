@@ -12,7 +12,7 @@ HTCondor quirks this module is built around (checked against 23.9 daemons, 25.14
 
 - ``$(...)`` anywhere in a submit description is a macro, also in ``arguments`` and
   ``environment``: no user value is ever written into the description; parameter values
-  reach the job through the script, quoted by :func:`shlex.quote`.
+  reach the job through the script, quoted by ``shlex.quote``.
 - A relative ``executable`` is resolved from the submitting process's cwd, not from
   ``initialdir``: it is written as an absolute path.
 - The user log (``log =``) is written by the schedd and the shadow on the submit side;
@@ -38,7 +38,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pylaw.errors import CommandError, CommandTimeoutError, JobFileError
 from pylaw.job.base import (
@@ -56,7 +56,6 @@ from pylaw.job.base import (
 from pylaw.job.files import WRAPPER_NAME, copy_wrapper, job_environment, write_script
 
 logger = logging.getLogger("pylaw.job")
-T = TypeVar("T")
 
 ITEM = "pylaw_item"
 #: submit commands pylaw writes itself: extra ``submit_options`` may not set them
@@ -387,7 +386,7 @@ class HTCondorJobManager(JobManager):
 
     # -- the bindings, with a timeout and a count ---------------------------------------
 
-    def call(self, name: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def call(self, name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one bindings call in a worker thread; :class:`CommandError` on failure or timeout."""
         self.calls[name] = self.calls.get(name, 0) + 1
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
