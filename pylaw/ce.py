@@ -36,8 +36,8 @@ BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
     "local": ((), "pylaw.LocalWorkflow"),
     "slurm": (("partition", "account", "qos", "sbatch_options", "arrays", "command_timeout"), "pylaw.SlurmWorkflow"),
     "htcondor": (("pool", "schedd", "requirements", "request_cpus", "request_memory", "request_disk", "universe",
-                  "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size",
-                  "command_timeout"), "pylaw.HTCondorWorkflow"),
+                  "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size"),
+                 "pylaw.HTCondorWorkflow"),
     "arc": (("endpoint",), ""),
     "glite": (("endpoint",), ""),
 }

@@ -21,26 +21,26 @@ HTCondor quirks this module is built around (checked against 23.9 daemons, 25.14
 - A held job stays in the queue, holding its claim on nothing but blocking its branches
   forever: pylaw removes held jobs when it sees them and counts them as failed attempts
   (reason ``held: <HoldReason>``); the retry policy decides whether they run again.
-- The bindings' calls have no timeout of their own: each runs in a worker thread, and a
-  submission that does not answer in ``command_timeout`` is ``Refusal.UNKNOWN`` (looked up
-  by batch name before anything is resubmitted; that lookup first waits for the call).
+- The bindings hold the GIL while they wait for a schedd: no Python thread or signal can
+  time a call out, so HTCondor's own timeouts apply (a schedd that accepts connections and
+  never answers fails a query after 20 s, "did not respond in a reasonable time"; a submit
+  waits longer). A submit that fails that way is ``Refusal.UNKNOWN``: looked up by batch
+  name before anything is resubmitted.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import glob
 import logging
 import os
 import re
 import shlex
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pylaw.errors import CommandError, CommandTimeoutError, JobFileError
+from pylaw.errors import CommandError, JobFileError
 from pylaw.job.base import (
     Capabilities,
     JobBatch,
@@ -86,7 +86,6 @@ class HTCondorSettings:
     submit_options: tuple[tuple[str, str], ...] = ()  # (command or +Attribute, value)
     file_transfer: bool = False    # False: the workers share the job directory and the store
     max_cluster_size: int = 1000
-    command_timeout: float = 120.0
 
     def check(self) -> None:
         """Refuse settings that would not reach the description intact (:class:`JobFileError`)."""
@@ -365,7 +364,8 @@ class HTCondorJobManager(JobManager):
     #: refusals that go away by themselves (queue and per-owner limits, a busy or restarting schedd)
     transient_regex = re.compile(r"MAX_JOBS|max.*jobs|too many|busy|try again|temporar|Failed to connect"
                                  r"|Unable to connect|connection refused|not accepting", re.I)
-    timeout_regex = re.compile(r"timed? ?out|timeout", re.I)
+    #: the call may have reached the schedd before the answer was lost: looked up by name first
+    timeout_regex = re.compile(r"timed? ?out|timeout|did not respond", re.I)
 
     def __init__(self, job_dir: str, settings: HTCondorSettings | None = None) -> None:
         super().__init__()
@@ -375,8 +375,6 @@ class HTCondorJobManager(JobManager):
         self.calls: dict[str, int] = {}  # per bindings call (the benchmark reads them)
         self._schedd: Any = None
         self.removed: set[str] = set()  # held jobs removed by this manager
-        self._inflight: list[concurrent.futures.Future] = []
-        self._lock = threading.Lock()
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
@@ -387,19 +385,14 @@ class HTCondorJobManager(JobManager):
     # -- the bindings, with a timeout and a count ---------------------------------------
 
     def call(self, name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one bindings call in a worker thread; :class:`CommandError` on failure or timeout."""
+        """One bindings call, counted; its exceptions become :class:`CommandError`.
+
+        No timeout of pylaw's own: the bindings hold the GIL while they wait for the schedd,
+        so no Python thread or signal can interrupt them; HTCondor's own timeouts apply.
+        """
         self.calls[name] = self.calls.get(name, 0) + 1
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(function, *args, **kwargs)
-        pool.shutdown(wait=False)
         try:
-            return future.result(timeout=self.settings.command_timeout)
-        except concurrent.futures.TimeoutError:
-            with self._lock:
-                self._inflight.append(future)
-            raise CommandTimeoutError(f"HTCondor {name} did not answer within {self.settings.command_timeout:g} s "
-                                      f"(the schedd may be overloaded); the call goes on in the background",
-                                      [name]) from None
+            return function(*args, **kwargs)
         except Exception as exc:
             raise CommandError(f"HTCondor {name} failed: {exc}", [name]) from exc
 
@@ -437,13 +430,8 @@ class HTCondorJobManager(JobManager):
         try:
             schedd = self.schedd()
             result = self.call("submit", schedd.submit, description)
-        except CommandTimeoutError as exc:  # may have reached the schedd: looked up by name first
-            return [SubmitResult(key, None, f"{exc} ({batch.path})", Refusal.UNKNOWN) for key in keys]
         except CommandError as exc:
-            text = str(exc)
-            refusal = Refusal.UNKNOWN if self.timeout_regex.search(text) else \
-                Refusal.TRANSIENT if self.transient_regex.search(text) else Refusal.FINAL
-            return [SubmitResult(key, None, f"{text} ({batch.path})", refusal) for key in keys]
+            return [SubmitResult(key, None, f"{exc} ({batch.path})", self.refusal(str(exc))) for key in keys]
         cluster, first = result.cluster(), result.first_proc()
         if result.num_procs() != len(keys):
             logger.warning("HTCondor cluster %s of %s has %d jobs, not %d", cluster, batch.path,
@@ -452,6 +440,13 @@ class HTCondorJobManager(JobManager):
         return [SubmitResult(key, f"{cluster}.{first + index}",
                              data={"cluster": str(cluster), "proc": str(first + index), "schedd": name})
                 for index, key in enumerate(keys)]
+
+    @classmethod
+    def refusal(cls, message: str) -> Refusal:
+        """A failed submit call's message -> whether to look it up, retry it, or count it as an attempt."""
+        if cls.timeout_regex.search(message):
+            return Refusal.UNKNOWN
+        return Refusal.TRANSIENT if cls.transient_regex.search(message) else Refusal.FINAL
 
     # -- query ---------------------------------------------------------------------
 
@@ -511,7 +506,6 @@ class HTCondorJobManager(JobManager):
             self.act_remove(job_ids, "pylaw: --cancel-jobs")
 
     def find(self, names: Sequence[str]) -> dict[str, dict[int, str]]:
-        self.wait_inflight()
         found: dict[str, dict[int, str]] = {}
         wanted = [name for name in names if NAME.fullmatch(name)]
         for group in chunks(wanted, 100):
@@ -522,13 +516,6 @@ class HTCondorJobManager(JobManager):
             for ad in ads:
                 found.setdefault(str(ad["JobBatchName"]), {})[int(ad["ProcId"])] = f"{ad['ClusterId']}.{ad['ProcId']}"
         return found
-
-    def wait_inflight(self) -> None:
-        """Calls that timed out may still submit: a lookup by name waits for them to end first."""
-        with self._lock:
-            pending, self._inflight = self._inflight, []
-        concurrent.futures.wait(pending)
-
 
 def id_constraint(job_ids: Iterable[str]) -> str:
     """``ClusterId == c && (ProcId == p || ...)`` per cluster; ids are ``int.int``, checked."""

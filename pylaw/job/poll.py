@@ -103,8 +103,8 @@ class JobPoller:
 
     def poll_once(self) -> Outcome | None:
         """One round; returns the outcome once it is decided."""
-        self.recover()  # submissions whose answer was lost (a crash, a timed-out call) are looked up first
         try:
+            self.recover()  # submissions whose answer was lost (a crash, a timed-out call) are looked up first
             states = self.query()
         except CommandError as exc:
             self.query_failures += 1

@@ -30,8 +30,7 @@ from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy
 
 #: the keys of [htcondor] that a [ce:NAME] of type htcondor may override (pylaw.ce.BACKENDS lists them too)
 KEYS = ("pool", "schedd", "requirements", "request_cpus", "request_memory", "request_disk", "universe",
-        "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size",
-        "command_timeout")
+        "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size")
 
 
 class htcondor(luigi.Config):  # noqa: N801 - the class name is the config section name
@@ -52,7 +51,6 @@ class htcondor(luigi.Config):  # noqa: N801 - the class name is the config secti
         default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         description="ship the job files by HTCondor's file transfer (workers without a shared file system)")
     max_cluster_size = luigi.IntParameter(default=1000, description="jobs per cluster (one submit call each)")
-    command_timeout = luigi.FloatParameter(default=120.0, description="seconds before a schedd call counts as lost")
 
 
 class HTCondorWorkflowProxy(RemoteWorkflowProxy):
@@ -81,7 +79,7 @@ class HTCondorWorkflow(BaseRemoteWorkflow):
                 submit_options=parse_submit_options(str(values["submit_options"])),
                 file_transfer=values["file_transfer"] if isinstance(values["file_transfer"], bool)
                 else luigi.BoolParameter().parse(values["file_transfer"]),
-                max_cluster_size=int(values["max_cluster_size"]), command_timeout=float(values["command_timeout"]))
+                max_cluster_size=int(values["max_cluster_size"]))
             settings.check()
         except (ValueError, JobFileError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
