@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -163,3 +164,20 @@ def test_config_errors_name_the_section(tmp_path, monkeypatch):
     finally:
         luigi.configuration.LuigiConfigParser._config_paths.remove(str(config))
         luigi.configuration.LuigiConfigParser.reload()
+
+
+def test_a_soft_kill_reaches_the_branch_at_once_and_logs_are_staged(tmp_path):
+    """HTCondor's remove/hold sends SIGTERM to the executable only: it must not wait for the branch."""
+    ctx = context(tmp_path, command=["bash", "-c", "sleep 300", "branch"], env={}, venv="")
+    (batch,) = HTCondorJobFileFactory().render([JobRequest("1", (7,))], ctx, per_file=1)
+    script = os.path.join(os.path.dirname(batch.path), f"{batch.name}.sh")
+    job = subprocess.Popen(["bash", script, "0"], stdout=subprocess.PIPE, text=True)
+    log_dir = tmp_path / "jobs" / "logs"
+    time.sleep(1)
+    started = time.monotonic()
+    job.terminate()
+    out, _ = job.communicate(timeout=30)
+    assert time.monotonic() - started < 5, "the branch was not killed with the executable"
+    assert job.returncode == 4 and "terminated by signal" in out  # the wrapper's "task failed"
+    assert (log_dir / "job1_attempt1_branch7.log").exists()
+    assert subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).returncode == 1
