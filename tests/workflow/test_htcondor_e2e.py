@@ -328,3 +328,29 @@ def test_chain_of_two_htcondor_workflows_from_one_command(pool):
     assert len({ad["ClusterId"] for ad in stage1.values()}) == 1
     assert len({ad["ClusterId"] for ad in stage2.values()}) == 1
     assert max(int(i.split(".")[0]) for i in stage1) < min(int(i.split(".")[0]) for i in stage2)
+
+
+def test_file_transfer_mode_ships_wrapper_and_bundle_and_brings_logs_back(pool):
+    """At the job-manager level (the code bundle itself is another module's): nothing is read in place."""
+    from pylaw.job.base import JobContext, JobRequest, JobStatus
+    from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings
+
+    job_dir = pool.pool.new_dir("transfer")
+    bundle = os.path.join(pool.pool.new_dir("bundle"), "bundle-0123abcd.tar.gz")
+    with open(bundle, "w") as f:
+        f.write("not a real bundle")
+    # the branch checks that it runs in a scratch directory (not the job dir) holding the shipped files
+    check = ('test "$PWD" != "$0" && test -f "$PYLAW_BUNDLE" && test -f pylaw_wrapper.sh '
+             '&& echo "ran in scratch with $PYLAW_BUNDLE"')
+    context = JobContext(command=["bash", "-c", check, job_dir], job_dir=job_dir, task_name="Transfer", bundle=bundle)
+    settings = HTCondorSettings(file_transfer=True)
+    manager = HTCondorJobManager(job_dir, settings)
+    batches = HTCondorJobFileFactory(settings).render([JobRequest("0", (0, 1))], context, per_file=10)
+    (result,) = manager.submit(batches)
+    assert result.job_id
+    state = wait_for(lambda: (s := manager.query([result.job_id])[result.job_id]).status.active is False and s,
+                     what="the file-transfer job to end")
+    assert (state.status, state.exit_code) == (JobStatus.FINISHED, 0), state
+    logs = sorted(os.listdir(os.path.join(job_dir, "logs")))
+    assert logs == ["job0_attempt1_branch0.log", "job0_attempt1_branch1.log"], "branch logs came back"
+    assert "ran in scratch with bundle-0123abcd.tar.gz" in read_text(os.path.join(job_dir, "logs", logs[0]))
