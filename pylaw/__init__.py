@@ -36,6 +36,7 @@ _LAZY = {
     "DCacheDirectoryTarget": "pylaw.target.remote.target",
     "BaseRemoteWorkflow": "pylaw.workflow.remote",
     "SlurmWorkflow": "pylaw.workflow.slurm",
+    "HTCondorWorkflow": "pylaw.workflow.htcondor",
 }
 
 
@@ -56,6 +57,7 @@ __all__ = [
     "DCacheDirectoryTarget",
     "DCacheTarget",
     "DurationParameter",
+    "HTCondorWorkflow",
     "LocalDirectoryTarget",
     "LocalFileTarget",
     "LocalWorkflow",

@@ -35,7 +35,9 @@ COMMON_KEYS = ("type", "walltime", "memory", "setup_file", "venv", "software", "
 BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
     "local": ((), "pylaw.LocalWorkflow"),
     "slurm": (("partition", "account", "qos", "sbatch_options", "arrays", "command_timeout"), "pylaw.SlurmWorkflow"),
-    "htcondor": (("pool", "schedd", "requirements", "universe", "accounting_group"), ""),
+    "htcondor": (("pool", "schedd", "requirements", "request_cpus", "request_memory", "request_disk", "universe",
+                  "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size"),
+                 "pylaw.HTCondorWorkflow"),
     "arc": (("endpoint",), ""),
     "glite": (("endpoint",), ""),
 }

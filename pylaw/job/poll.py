@@ -103,8 +103,8 @@ class JobPoller:
 
     def poll_once(self) -> Outcome | None:
         """One round; returns the outcome once it is decided."""
-        self.recover()  # submissions whose answer was lost (a crash, a timed-out call) are looked up first
         try:
+            self.recover()  # submissions whose answer was lost (a crash, a timed-out call) are looked up first
             states = self.query()
         except CommandError as exc:
             self.query_failures += 1
@@ -161,7 +161,8 @@ class JobPoller:
     def ended(self, record: JobRecord, state: JobState) -> None:
         """A job left the batch system: keep its done branches, retry or give up the others."""
         record.history.append({"attempt": record.attempt, "job_id": record.job_id,
-                               "status": state.status.value, "exit_code": state.exit_code})
+                               "status": state.status.value, "exit_code": state.exit_code,
+                               **({"reason": state.reason} if state.reason else {})})
         record.exit_code = state.exit_code
         missing = [b for b in record.branches if b not in self.existing_branches]
         if not missing:

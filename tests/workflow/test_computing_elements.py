@@ -34,6 +34,10 @@ modules = cetasks
 [ce:here]
 type = local
 
+[ce:grid]
+type = arc
+endpoint = arc.example.org
+
 [ce:pool]
 type = htcondor
 pool = collector.example.org
@@ -58,7 +62,8 @@ def test_ce_list_shows_names_types_and_settings(tmp_path):
     result = pylaw_cli(tmp_path, "ce", "list", command="pylaw")
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
-    assert [line[:2] for line in lines] == [["here", "local"], ["pool", "htcondor"], ["testslurm", "slurm"]]
+    assert [line[:2] for line in lines] == [["here", "local"], ["grid", "arc"], ["pool", "htcondor"],
+                                            ["testslurm", "slurm"]]
     assert "partition=debug," in result.stdout
 
 
@@ -73,7 +78,8 @@ def test_local_ce_runs_here(tmp_path):
     (["--ce", "testslrum"], ["did you mean 'testslurm'"]),
     (["--ce", "testslurm"], ["Local cannot run on --ce testslurm (a slurm computing element)",
                              "add pylaw.SlurmWorkflow to its base classes"]),
-    (["--ce", "pool"], ["no htcondor backend yet"]),
+    (["--ce", "pool"], ["Local cannot run on --ce pool", "add pylaw.HTCondorWorkflow to its base classes"]),
+    (["--ce", "grid"], ["no arc backend yet"]),
     (["--ce", "here", "--workflow", "slurm"], ["--workflow slurm contradicts --ce here"]),
 ])
 def test_bad_choices_are_clear_errors(tmp_path, args, words):
