@@ -9,6 +9,8 @@ import luigi
 import pytest
 from luigi.task_register import Register
 
+from tests.services.htcondor import htcondor_pool, htcondor_pools  # noqa: F401 - one pool per session, for every module
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

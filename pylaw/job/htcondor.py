@@ -187,7 +187,12 @@ class HTCondorJobFileFactory(JobFileFactory):
     def script(self, name: str, requests: Sequence[JobRequest], context: JobContext, wrapper: str) -> str:
         """The executable of every job of the batch; its only argument is the job's item index."""
         transfer = self.settings.file_transfer
-        env = job_environment(context)  # without a shared file system: logs/ and the bundle's name, relative
+        env = job_environment(context)
+        if transfer:  # whatever the context says: paths of the submit host mean nothing on the worker
+            if context.transfer_logs:
+                env["PYLAW_LOG_DIR"] = "logs"  # transfer_output_files brings it back into the job dir
+            if context.bundle:
+                env["PYLAW_BUNDLE"] = os.path.basename(context.bundle)
         lines = ["#!/bin/bash", f"# pylaw: jobs of {context.task_name}, submitted by {name}.sub", "",
                  "# the job number, attempt and branches of each item (= proc) of the cluster", 'case "${1:-}" in']
         for index, request in enumerate(requests):

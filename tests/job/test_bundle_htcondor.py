@@ -20,9 +20,10 @@ import pytest
 
 from pylaw.job.files import WRAPPER_NAME, job_environment, wrapper_source
 from tests.job.bundle_repo import make_repo
+from tests.services._process import require_module
 from tests.services.htcondor import htcondor_pool  # noqa: F401 - the fixture
 
-htcondor2 = pytest.importorskip("htcondor2")
+htcondor2 = require_module("htcondor2")
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from pylaw.errors import ConfigError, JobFileError
 from pylaw.job.base import JobContext, JobRequest
 from pylaw.job.files import WRAPPER_NAME
 from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings, parse_submit_options
+from tests.services._process import require_module
 
-htcondor2 = pytest.importorskip("htcondor2")
+htcondor2 = require_module("htcondor2")
 
 NASTY = "a b 'c' \"d\" $(touch PWNED) $$(Arch) `touch PWNED2` ; \\ $HOME\nnext line * ? ,"
 REQUESTS = [JobRequest("1", (0, 1, 2)), JobRequest("2", (3,), attempt=2), JobRequest("3", (4, 5))]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services._process import require_module
 from tests.services.htcondor import (
     HTCondorPool,
     PoolBusyError,
@@ -24,7 +25,7 @@ from tests.services.htcondor import (
 )
 from tests.services.xrootd import xrootd_server  # noqa: F401 - the fixture
 
-htcondor2 = pytest.importorskip("htcondor2")
+htcondor2 = require_module("htcondor2")
 
 CODES = {"a": 0, "b": 0, "c": 3, "d": 0, "e": 0}   # the item of each job -> its exit code
 PROBE = """\

@@ -13,9 +13,10 @@ import pytest
 
 from pylaw.job.base import JobContext, JobRequest, Refusal
 from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings
+from tests.services._process import require_module
 
-htcondor2 = pytest.importorskip("htcondor2")
-classad2 = pytest.importorskip("classad2")
+htcondor2 = require_module("htcondor2")
+classad2 = require_module("classad2")
 
 
 def manager_for(port: int, tmp_path) -> tuple[HTCondorJobManager, list]:

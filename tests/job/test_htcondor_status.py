@@ -10,8 +10,9 @@ import pytest
 from pylaw.errors import CommandError
 from pylaw.job.base import JobStatus
 from pylaw.job.htcondor import EventLogReader, id_constraint, state_from_ad
+from tests.services._process import require_module
 
-classad2 = pytest.importorskip("classad2")
+classad2 = require_module("classad2")
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 HELD = "held: held by the capture on purpose (by user condoruser)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,17 @@ def unavailable(reason: str) -> None:
     if services_required():
         pytest.fail(f"{reason} ({REQUIRE_ENV} is set, so this is a failure, not a skip)")
     pytest.skip(reason)
+
+
+def require_module(name: str) -> Any:
+    """Import ``name`` for a test module: skip the module without it, or fail when services are required."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if services_required():
+            pytest.fail(f"{name} is not importable: {exc} ({REQUIRE_ENV} is set, so this is a failure, "
+                        f"not a skip)", pytrace=False)
+        pytest.skip(f"{name} is not importable: {exc}", allow_module_level=True)
 
 
 def free_port() -> int:

@@ -449,36 +449,67 @@ class HTCondorPool:
         raise RuntimeError(f"still mounted under {self.root}: {mounts_under(self.root)}")
 
 
-@pytest.fixture(scope="session")
-def htcondor_pool() -> Iterator[HTCondorPool]:
-    """A running pool; ``os.environ`` carries its client env for the whole session.
+class PoolKeeper:
+    """The session's one pool (one per machine: the lock), restarted when a test needs other binds.
 
-    Without the chroot, the bindings or root the tests skip, unless PYLAW_REQUIRE_SERVICES
-    is set (CI): then a pool that does not come up fails them. A pool held by another
-    session fails after the lock wait either way.
+    Two pools of one chroot cannot run at once, also not in one process (``flock`` locks
+    of two open files conflict), so every test module asks this keeper instead of starting
+    its own; a start takes about 2 s. ``os.environ`` carries the running pool's client env.
     """
-    pool = HTCondorPool()
-    try:
-        pool.start()
-    except PoolBusyError as exc:
-        pool.stop()
-        pytest.fail(str(exc))
-    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as exc:
-        pool.stop()
-        unavailable(f"could not start the HTCondor pool: {exc}")
-    import htcondor2
 
-    previous = {key: os.environ.get(key) for key in pool.client_env()}
-    os.environ.update(pool.client_env())
-    htcondor2.reload_config()
-    try:
-        yield pool
-    finally:
-        for key, value in previous.items():
+    def __init__(self) -> None:
+        self.pool: HTCondorPool | None = None
+        self.previous: dict[str, str | None] = {}
+
+    def get(self, binds: Sequence[str] = ()) -> HTCondorPool:
+        """The running pool with exactly ``binds``; without the chroot, bindings or root: skip (fail in CI)."""
+        wanted = [os.path.realpath(path) for path in binds]
+        if self.pool is not None and self.pool.binds == wanted:
+            return self.pool
+        self.close()
+        pool = HTCondorPool(binds=wanted)
+        try:
+            pool.start()
+        except PoolBusyError as exc:
+            pool.stop()
+            pytest.fail(str(exc))
+        except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as exc:
+            pool.stop()
+            unavailable(f"could not start the HTCondor pool: {exc}")
+        import htcondor2
+
+        self.previous = {key: os.environ.get(key) for key in pool.client_env()}
+        os.environ.update(pool.client_env())
+        htcondor2.reload_config()
+        self.pool = pool
+        return pool
+
+    def close(self) -> None:
+        if self.pool is None:
+            return
+        import htcondor2
+
+        for key, value in self.previous.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         htcondor2.reload_config()
+        pool, self.pool = self.pool, None
         pool.stop()
 
+
+@pytest.fixture(scope="session")
+def htcondor_pools() -> Iterator[PoolKeeper]:
+    """The session's :class:`PoolKeeper`; its pool is stopped at the end of the session."""
+    keeper = PoolKeeper()
+    try:
+        yield keeper
+    finally:
+        keeper.close()
+
+
+@pytest.fixture
+def htcondor_pool(htcondor_pools: PoolKeeper) -> HTCondorPool:
+    """A running pool without binds (jobs see nothing of the host but ``shared_dir``)."""
+    return htcondor_pools.get()

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 import luigi
 import pytest
 
-from tests.services._process import unavailable
-from tests.services.htcondor import HTCondorPool, PoolBusyError
+from tests.services._process import require_module
+from tests.services.htcondor import HTCondorPool, PoolKeeper, htcondor_pools  # noqa: F401 - fixture
 
-htcondor2 = pytest.importorskip("htcondor2")
+htcondor2 = require_module("htcondor2")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASK_FAILED = 40
@@ -56,40 +56,18 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[Pool]:
+def pool(htcondor_pools: PoolKeeper) -> Iterator[Pool]:  # noqa: F811
     """The pool with this repository bound in, and a worker venv with luigi built inside the chroot."""
-    pool = HTCondorPool(binds=[ROOT])
-    try:
-        pool.start()
-    except PoolBusyError as exc:
-        pool.stop()
-        pytest.fail(str(exc))
-    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as exc:
-        pool.stop()
-        unavailable(f"could not start the HTCondor pool: {exc}")
-    import htcondor2
-
-    previous = {key: os.environ.get(key) for key in pool.client_env()}
-    os.environ.update(pool.client_env())
-    htcondor2.reload_config()
-    try:
-        base = pool.new_dir("venv")
-        venv = os.path.join(base, "venv")
-        pool.run_inside(["python3", "-m", "venv", venv], timeout=120)
-        # the host's CA bundle: where PyPI is reached through a TLS proxy, the chroot's does not know it
-        cert = os.path.join(base, "ca.crt")
-        shutil.copy(HOST_CA, cert)
-        pool.run_inside([f"{venv}/bin/pip", "install", "-q", "--cert", cert, f"luigi=={luigi.__version__}"],
-                        timeout=300)
-        yield Pool(pool, venv)
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        htcondor2.reload_config()
-        pool.stop()
+    pool = htcondor_pools.get(binds=[ROOT])
+    base = pool.new_dir("venv")
+    venv = os.path.join(base, "venv")
+    pool.run_inside(["python3", "-m", "venv", venv], timeout=120)
+    # the host's CA bundle: where PyPI is reached through a TLS proxy, the chroot's does not know it
+    cert = os.path.join(base, "ca.crt")
+    shutil.copy(HOST_CA, cert)
+    pool.run_inside([f"{venv}/bin/pip", "install", "-q", "--cert", cert, f"luigi=={luigi.__version__}"],
+                    timeout=300)
+    yield Pool(pool, venv)
 
 
 class Run:
@@ -328,29 +306,3 @@ def test_chain_of_two_htcondor_workflows_from_one_command(pool):
     assert len({ad["ClusterId"] for ad in stage1.values()}) == 1
     assert len({ad["ClusterId"] for ad in stage2.values()}) == 1
     assert max(int(i.split(".")[0]) for i in stage1) < min(int(i.split(".")[0]) for i in stage2)
-
-
-def test_file_transfer_mode_ships_wrapper_and_bundle_and_brings_logs_back(pool):
-    """At the job-manager level (the code bundle itself is another module's): nothing is read in place."""
-    from pylaw.job.base import JobContext, JobRequest, JobStatus
-    from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings
-
-    job_dir = pool.pool.new_dir("transfer")
-    bundle = os.path.join(pool.pool.new_dir("bundle"), "bundle-0123abcd.tar.gz")
-    with open(bundle, "w") as f:
-        f.write("not a real bundle")
-    # the branch checks that it runs in a scratch directory (not the job dir) holding the shipped files
-    check = ('test "$PWD" != "$0" && test -f "$PYLAW_BUNDLE" && test -f pylaw_wrapper.sh '
-             '&& echo "ran in scratch with $PYLAW_BUNDLE"')
-    context = JobContext(command=["bash", "-c", check, job_dir], job_dir=job_dir, task_name="Transfer", bundle=bundle)
-    settings = HTCondorSettings(file_transfer=True)
-    manager = HTCondorJobManager(job_dir, settings)
-    batches = HTCondorJobFileFactory(settings).render([JobRequest("0", (0, 1))], context, per_file=10)
-    (result,) = manager.submit(batches)
-    assert result.job_id
-    state = wait_for(lambda: (s := manager.query([result.job_id])[result.job_id]).status.active is False and s,
-                     what="the file-transfer job to end")
-    assert (state.status, state.exit_code) == (JobStatus.FINISHED, 0), state
-    logs = sorted(os.listdir(os.path.join(job_dir, "logs")))
-    assert logs == ["job0_attempt1_branch0.log", "job0_attempt1_branch1.log"], "branch logs came back"
-    assert "ran in scratch with bundle-0123abcd.tar.gz" in read_text(os.path.join(job_dir, "logs", logs[0]))
