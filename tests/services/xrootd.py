@@ -26,6 +26,7 @@ all.adminpath {root}/admin
 all.pidpath {root}/run
 oss.localroot {root}/data
 all.export /
+xrootd.chksum adler32 md5
 """
 
 

@@ -16,6 +16,11 @@ Protocol quirks handled here (found against xrootd 5.5 and wsgidav 4.4 through g
 - davix (the http plugin) reports an unreachable server as EHOSTDOWN (112) and a
   refused connection as ECONNREFUSED; xrootd's client as ECONNREFUSED or ETIMEDOUT.
 - A WebDAV ``DELETE`` of a collection is recursive; xrootd's ``rmdir`` is not.
+- ``checksum()``: an xrootd without ``xrootd.chksum`` answers EOPNOTSUPP; one that lacks
+  the algorithm asked for ("[3012] md5 checksum not supported") comes out of gfal2's
+  xrootd plugin as EFAULT ("Could not get the checksum (Bad address)"); the http plugin
+  asks with ``Want-Digest`` (RFC 3230) and reports a server that sends no ``Digest``
+  (wsgidav 4, nginx's WebDAV modules) as ENOSYS. All three mean "cannot report": None.
 - wsgidav cannot serve davix's default "3rd pull" copy between two of its own URLs and
   does not fall back, so remote-to-remote copies use the streamed mode.
 - gfal2 compiles two POSIX regular expressions for every URL it parses (several times per
@@ -52,6 +57,7 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
+from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
 from pylaw.target.remote.xrootd import client_defaults
 
@@ -278,6 +284,20 @@ class GFALInterface(FileInterface):
 
     def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
         self._call("rename", source, timeout, source, destination)
+
+    def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
+        """gfal2's ``checksum()``: what the storage reports (the file plugin computes it on the local disk)."""
+        name = check_algorithm(algorithm)
+        try:
+            value = self._call("checksum", url, timeout, url, name.upper())
+        except RemoteNotSupportedError:
+            return None
+        except RemoteError as exc:
+            # gfal2's xrootd plugin: the server lacks this algorithm (see the module docstring)
+            if exc.code == errno.EFAULT and url.startswith(self.SMALL_UPLOAD_SCHEMES):
+                return None
+            raise
+        return normalize(name, str(value))
 
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
