@@ -10,6 +10,7 @@ import pytest
 from pylaw.target.remote.cache import RemoteCache
 from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface
+from pylaw.target.remote.interface import RemoteStat
 from pylaw.target.remote.target import RemoteFileTarget
 
 
@@ -229,3 +230,23 @@ def test_hits_and_misses_below_the_limit_never_scan_the_cache(make_fs, tmp_path)
     put(fs, tmp_path, "o1/d", b"d" * 100)
     read(fs, "o1/d")  # 400 bytes: over the limit, one scan evicts the least recently used (b)
     assert cache.scans == 1 and not cache.contains(fs, "o1/b") and cache.size() == 300
+
+
+@pytest.mark.parametrize("backend_name", ["root", "xrdcl"])
+@pytest.mark.parametrize("validation", ["checksum", "stat"])
+def test_same_size_rewrite_in_the_same_second(make_fs, xrootd_server, backend_name, validation, tmp_path) -> None:
+    """Another client publishes a same-size version whose mtime (whole seconds) equals the cached one's.
+
+    Size and mtime cannot tell the versions apart (the stat-validated cache serves the old
+    content: this half documents the limit); the checksum-validated cache asks xrootd.
+    """
+    fs = make_fs(backend_name, cache=RemoteCache(str(tmp_path / "cache"), 10**6, validation=validation))
+    put(fs, tmp_path, "s/m.txt", b"aaaa")
+    assert read(fs, "s/m.txt") == b"aaaa"
+    recorded = fs.cache.entry(fs, "s/m.txt").recorded()
+    other = RemoteFileSystem("other", fs.bases, GFALInterface())  # no local invalidation
+    put(other, tmp_path, "s/m.txt", b"bbbb")
+    on_disk = xrootd_server.local_path(fs.bases[0].rsplit("/", 1)[-1] + "/s/m.txt")
+    os.utime(on_disk, (recorded["mtime"], recorded["mtime"]))  # the same second, whatever the clock did
+    assert fs.stat("s/m.txt") == RemoteStat(4, recorded["mtime"], False)
+    assert read(fs, "s/m.txt") == (b"bbbb" if validation == "checksum" else b"aaaa")

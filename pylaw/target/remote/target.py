@@ -35,7 +35,7 @@ from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget
 from pylaw.target.local import AtomicFile, LocalFileTarget
 from pylaw.target.remote.checksum import Checksummer
 from pylaw.target.remote.config import read_storage_config
-from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.filesystem import RECORD_DIR, RemoteFileSystem
 from pylaw.target.remote.interface import RemoteStat
 
 _FILESYSTEMS: dict[str, RemoteFileSystem] = {}
@@ -306,9 +306,11 @@ class RemoteDirectoryTarget(RemoteTargetMixin, DirectoryTarget):
         return self.fs.remove(self.path, recursive=True, silent=silent)
 
     def walk_files(self) -> list[str]:
-        """Paths of every file below this directory."""
+        """Paths of every file below this directory (not pylaw's checksum records)."""
         files = []
         for name in self.listdir():
+            if name == RECORD_DIR:
+                continue
             child = posixpath.join(self.path, name)
             if self.fs.stat(child).is_dir:
                 files += RemoteDirectoryTarget(child, fs=self.fs).walk_files()
