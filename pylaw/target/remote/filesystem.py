@@ -305,7 +305,7 @@ class RemoteFileSystem:
             info = self.stat(path)
             if not info.is_dir:
                 self.unlink(path)
-                if self.record_checksums:
+                if self.record_checksums and RECORD_DIR not in self.normpath(path).split("/"):
                     self.remove(self.record_path(path), recursive=False)
             else:
                 self._remove_dir(path, recursive)

@@ -97,6 +97,9 @@ ERRNO_MAP: dict[int, type[RemoteError]] = {
     errno.EAGAIN: TransientRemoteError,
     errno.EBUSY: TransientRemoteError,
     errno.EIO: TransientRemoteError,  # davix and xrootd use EIO for broken transfers and 5xx answers
+    # gfal2's xrootd plugin, a checksum asked right after an upload through a 2 ms delay line:
+    # "Could not get the checksum (Stale file handle)"; the next attempt answers
+    errno.ESTALE: TransientRemoteError,
 }
 
 #: lower-case message fragments that win over the errno: XrdCl reuses errnos for broken connections.
