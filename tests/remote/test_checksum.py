@@ -8,6 +8,7 @@ upload), or after it arrived (a download); the server and the data path are the 
 from __future__ import annotations
 
 import hashlib
+import sys
 import zlib
 from collections.abc import Iterator
 
@@ -192,6 +193,34 @@ def test_open_w_checksums_while_writing(make_fs, backend_name) -> None:
     with target.open("wb") as f:
         f.write(BIG)
     assert fs.checksum("/w/text.txt", "md5") == expected(BIG, "md5")
+
+
+READS: list[str] | None = None
+
+
+def _record_reads(event: str, args: tuple) -> None:
+    if READS is not None and event == "open" and isinstance(args[0], str) and "pylaw-upload-" in args[0] \
+            and args[1] in ("r", "rb"):
+        READS.append(args[0])
+
+
+sys.addaudithook(_record_reads)  # process-wide and permanent: inert while READS is None
+
+
+@pytest.mark.parametrize("backend_name", ["root", "xrdcl"])
+def test_open_w_reads_the_local_file_once(make_fs, backend_name) -> None:
+    """The checksum of a file written through open("w") costs no read: the only one is the transfer's."""
+    global READS
+    fs = make_fs(backend_name)
+    READS = []
+    try:
+        with RemoteFileTarget("/w/once.bin", fs=fs).open("wb") as f:
+            f.write(BIG)
+        reads = READS
+    finally:
+        READS = None
+    assert len(reads) == 1, reads  # gfal2 and XrdCl read it to send it; nobody else does
+    assert fs.checksum("/w/once.bin") == expected(BIG, "adler32")
 
 
 # -- downloads --------------------------------------------------------------------------
