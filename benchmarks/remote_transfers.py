@@ -1,6 +1,7 @@
 """Benchmark of remote targets against a real xrootd and two real WebDAV servers (wsgidav, nginx).
 
     python benchmarks/remote_transfers.py [--files 1000] [--collection 10000] [--parallel 8]
+                                          [--checksums none adler32]
 
 Every xrootd measurement runs twice: through GFAL2 and through XRootD's own client
 (``interface = xrootd``).
@@ -10,11 +11,15 @@ Every xrootd measurement runs twice: through GFAL2 and through XRootD's own clie
    Measured twice: on loopback (no latency: both loops are bound by the client's CPU) and
    through a delay line of ``--rtt-ms`` round-trip time (default 2 ms, a storage element in
    the same region; tests/faultproxy.py), the latency batch transfers are there to hide.
+   Once per ``--checksums`` algorithm: ``none`` checks sizes only, ``adler32``/``md5``
+   also verify every upload by the storage's checksum before publishing it.
 2. Existence of a ``--collection``-file collection (100 directories) on xrootd and on
    WebDAV (wsgidav, pure Python; nginx, a fast server like dCache's door, also over TLS,
    with and without OpenSSL's default CA bundle) vs the same check on local disk.
    Goal <= 3x local. One listing per directory.
-3. Cache-hit path: remote operations and time of reading a cached file. Goal: <= 1 stat.
+3. Cache-hit path: remote operations and time of reading a cached file, with
+   ``cache_validation`` ``stat`` (goal: <= 1 stat) and ``checksum`` (a stat and a checksum
+   query), through both interfaces.
 
 Needs gfal2, xrootd, wsgidav and nginx-extras (``bash tests/services/install_remote.sh VENV``).
 """
@@ -59,15 +64,18 @@ def timed(call: Callable[[], object], repeat: int = 1) -> float:
 
 
 def make_fs(name: str, base: str, counting: bool = False, cache: RemoteCache | None = None,
-            xrdcl: bool = False) -> RemoteFileSystem:
+            xrdcl: bool = False, checksum: str | None = "adler32") -> RemoteFileSystem:
     """A storage element on GFAL2 (default) or on XRootD's own client (``interface = xrootd``)."""
     inner: FileInterface = XRootDInterface() if xrdcl else GFALInterface()
     interface = CountingInterface(inner) if counting else inner
-    return RemoteFileSystem(name, [base], interface, RetryPolicy(attempts=3, delay=0.05), cache=cache)
+    return RemoteFileSystem(name, [base], interface, RetryPolicy(attempts=3, delay=0.05), cache=cache,
+                            checksum=checksum)
 
 
-def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str, xrdcl: bool = False) -> list[Row]:
+def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str, xrdcl: bool = False,
+                  checksum: str = "none") -> list[Row]:
     """Serial loop vs ``copy_many`` into a fresh directory under ``url``."""
+    label = f"{label}, checksum={checksum}"
     sources = []
     for i in range(files):
         path = os.path.join(workdir, "src", f"f{i:05d}.txt")
@@ -77,7 +85,7 @@ def bench_uploads(url: str, label: str, files: int, parallel: int, workdir: str,
         sources.append(path)
     name = "bench-upload-" + "".join(c for c in label if c.isalnum())
     GFALInterface().mkdir(f"{url}/{name}")
-    fs = make_fs(name, f"{url}/{name}", xrdcl=xrdcl)
+    fs = make_fs(name, f"{url}/{name}", xrdcl=xrdcl, checksum=None if checksum == "none" else checksum)
 
     def serial() -> None:
         for i, src in enumerate(sources):
@@ -146,10 +154,12 @@ def bench_existence(xrootd: XRootDServer, webdav: WebDAVServer, nginx: NginxWebD
     return rows
 
 
-def bench_cache(xrootd: XRootDServer, workdir: str) -> list[Row]:
-    cache = RemoteCache(os.path.join(workdir, "cache"), 10**9)
-    fs = make_fs("bench-cache", f"{xrootd.url}/cache", counting=True, cache=cache)
-    target = RemoteFileTarget("data/big.bin", fs=fs)
+def bench_cache(xrootd: XRootDServer, workdir: str, validation: str, xrdcl: bool) -> list[Row]:
+    label = f"cache_validation={validation}, via {'XrdCl' if xrdcl else 'gfal2'}"
+    cache = RemoteCache(os.path.join(workdir, f"cache-{validation}-{xrdcl}"), 10**9, validation)
+    fs = make_fs(f"bench-cache-{validation}-{xrdcl}", f"{xrootd.url}/cache", counting=True, cache=cache,
+                 xrdcl=xrdcl)
+    target = RemoteFileTarget(f"data/big-{validation}-{xrdcl}.bin", fs=fs)
     payload = os.urandom(10 * 2**20)
     with target.open("wb") as f:
         f.write(payload)
@@ -162,11 +172,11 @@ def bench_cache(xrootd: XRootDServer, workdir: str) -> list[Row]:
     fs.interface.calls.clear()  # type: ignore[attr-defined]
     t_hit = timed(read, repeat=5)
     calls_per_read = {k: v / 5 for k, v in fs.interface.calls.items()}  # type: ignore[attr-defined]
-    uncached = make_fs("bench-nocache", f"{xrootd.url}/cache")
-    t_miss = timed(lambda: RemoteFileTarget("data/big.bin", fs=uncached).open("rb").close(), repeat=3)
-    return [("read 10 MiB file, cache hit", f"{1000 * t_hit:.1f} ms", f"remote calls per read: {calls_per_read}",
-             "goal: <= 1 stat"),
-            ("read 10 MiB file, no cache", f"{1000 * t_miss:.1f} ms", "", "")]
+    uncached = make_fs("bench-nocache", f"{xrootd.url}/cache", xrdcl=xrdcl)
+    t_miss = timed(lambda: RemoteFileTarget(target.path, fs=uncached).open("rb").close(), repeat=3)
+    return [(f"read 10 MiB file, cache hit, {label}", f"{1000 * t_hit:.2f} ms",
+             f"remote calls per read: {calls_per_read}", "goal: <= 1 stat" if validation == "stat" else ""),
+            (f"read 10 MiB file, no cache, via {'XrdCl' if xrdcl else 'gfal2'}", f"{1000 * t_miss:.1f} ms", "", "")]
 
 
 def main() -> None:
@@ -175,6 +185,8 @@ def main() -> None:
     parser.add_argument("--collection", type=int, default=10000)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--rtt-ms", type=float, default=2.0, help="round-trip time of the emulated link (0: skip)")
+    parser.add_argument("--checksums", nargs="+", default=["none", "adler32"], choices=["none", "adler32", "md5"],
+                        help="upload verification to measure the uploads with")
     args = parser.parse_args()
     client_environment()
     xrootd, webdav, nginx = XRootDServer().start(), WebDAVServer().start(), NginxWebDAVServer().start()
@@ -184,14 +196,18 @@ def main() -> None:
             GFALInterface().mkdir(f"{xrootd.url}/cache")
             rows = []
             for xrdcl, via in ((False, "gfal2"), (True, "XrdCl")):
-                rows += bench_uploads(xrootd.url, f" via {via} (loopback)", args.files, args.parallel, workdir, xrdcl)
-                if args.rtt_ms > 0:
-                    with FaultProxy(xrootd.port, fraction=0.0, latency=args.rtt_ms / 2000) as link:
-                        rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
-                                              f" via {via} ({args.rtt_ms:g} ms RTT)", args.files, args.parallel,
-                                              workdir, xrdcl)
+                for checksum in args.checksums:
+                    rows += bench_uploads(xrootd.url, f" via {via} (loopback)", args.files, args.parallel, workdir,
+                                          xrdcl, checksum)
+                    if args.rtt_ms > 0:
+                        with FaultProxy(xrootd.port, fraction=0.0, latency=args.rtt_ms / 2000) as link:
+                            rows += bench_uploads(xrootd.url.replace(f":{xrootd.port}/", f":{link.port}/"),
+                                                  f" via {via} ({args.rtt_ms:g} ms RTT)", args.files, args.parallel,
+                                                  workdir, xrdcl, checksum)
             rows += bench_existence(xrootd, webdav, nginx, nginx_tls, args.collection, workdir)
-            rows += bench_cache(xrootd, workdir)
+            for xrdcl in (False, True):
+                for validation in ("stat", "checksum"):
+                    rows += bench_cache(xrootd, workdir, validation, xrdcl)
     finally:
         xrootd.stop()
         webdav.stop()

@@ -32,6 +32,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
         ├── RemoteDirectoryNotEmptyError
         ├── RemoteNotSupportedError                   the server cannot do this (e.g. third-party copy)
         ├── RemoteCertificateError                    the server's TLS certificate is not trusted
+        ├── RemoteChecksumError        (ValueError)   the data's checksum differs from the expected one
         └── TransientRemoteError                      the only kind that is retried
             ├── RemoteConnectionError  (ConnectionError)
             └── RemoteTimeoutError     (TimeoutError)
@@ -186,6 +187,21 @@ class RemoteCertificateError(RemoteError):
 
     Not retried: the next attempt meets the same certificate.
     """
+
+
+class RemoteChecksumError(RemoteError, ValueError):
+    """A transferred file's checksum differs from the one its source has; ``algorithm``,
+    ``expected``, ``actual``.
+
+    Not retried: a mismatch means the source changed while it was sent, or the network or
+    the storage corrupted it; a silent retry would hide that. Uploads raise it before the
+    file gets its final name, downloads before the local file is renamed into place.
+    """
+
+    def __init__(self, message: str, operation: str = "", url: str = "", algorithm: str = "",
+                 expected: str = "", actual: str = "") -> None:
+        super().__init__(message, operation=operation, url=url)
+        self.algorithm, self.expected, self.actual = algorithm, expected, actual
 
 
 class TransientRemoteError(RemoteError):

@@ -117,6 +117,11 @@ class FaultProxy:
             _close(client)
             return
         upstream.settimeout(None)
+        # forward every chunk at once, as the endpoints' own sockets do (XrdCl sets TCP_NODELAY):
+        # with Nagle on the proxy's sockets a request written in two parts waited for the
+        # server's delayed ACK (40 ms per checksum query through the delay line)
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # one shared budget for both directions: a cut can hit a request or a response
         remaining = [budget] if fault == "cut" else None
         turn = threading.Event()  # set when the server answered: the client's next bytes are a new request

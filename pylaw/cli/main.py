@@ -209,6 +209,13 @@ def _commands() -> argparse.ArgumentParser:
     shifts.add_argument("module", help="module defining the task")
     shifts.add_argument("task", help="the most downstream task of the table")
     shifts.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --n-chunks 2")
+    check = sub.add_parser("verify", help="check a task's remote outputs against their recorded checksums "
+                                          "(exit 1 on a mismatch or a missing file)")
+    check.add_argument("--download", action="store_true",
+                       help="compute checksums from fresh downloads instead of asking the storage")
+    check.add_argument("module", help="module defining the task")
+    check.add_argument("task", help="the task whose outputs to verify")
+    check.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --version v1")
     return commands
 
 
@@ -239,6 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif ns.command == "shifts":
             import_task_module(ns.module)
             print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))
+        elif ns.command == "verify":
+            from pylaw.cli import verify
+
+            import_task_module(ns.module)
+            task = verify.build_task(load_task_class(ns.module, ns.task), ns.params)
+            return verify.verify(task, download=ns.download)
         return EXIT_OK
     except configparser.Error as exc:
         print(f"pylaw: error: malformed configuration: {_one_line(exc)}", file=sys.stderr)

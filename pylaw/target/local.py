@@ -50,8 +50,12 @@ class AtomicFile:
         os.makedirs(directory, exist_ok=True)
         self.target_path = path
         self.tmp_path = os.path.join(directory, temporary_name(basename))
-        self._file: IO = open(self.tmp_path, mode.replace("w", "x"), **kwargs)  # noqa: SIM115
+        self._file: IO = self._open(self.tmp_path, mode.replace("w", "x"), **kwargs)
         self.closed = False
+
+    def _open(self, path: str, mode: str, **kwargs: Any) -> IO:
+        """Open the temporary file (subclasses may wrap it, e.g. to checksum what is written)."""
+        return open(path, mode, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name == "_file":  # not opened (yet): avoid recursing

@@ -104,6 +104,10 @@ class CountingInterface(FileInterface):
         self._count("copy")
         self.inner.copy(source, destination, overwrite, timeout)
 
+    def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
+        self._count("checksum")
+        return self.inner.checksum(url, algorithm, timeout)
+
     def rmdir_is_recursive(self, url: str) -> bool:
         return self.inner.rmdir_is_recursive(url)
 

@@ -46,6 +46,10 @@ def test_filesystem_from_config_uses_every_key() -> None:
     ({"base": "root://h//a, davs://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
     ({"base": "root://h//a", "base_get": "https://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
     ({"base": "root://h//a", "interface": "xrootd", "gfal_options": "CORE:X=1"}, "apply to interface = gfal only"),
+    ({"base": "root://h//a", "checksum": "crc32"}, "checksum = 'crc32' is unknown"),
+    ({"base": "root://h//a", "cache_validation": "mtime"}, "cache_validation = 'mtime' is unknown"),
+    ({"base": "root://h//a", "record_checksums": "maybe"}, "is not true or false"),
+    ({"base": "root://h//a", "record_checksums": "true", "checksum": "none"}, "needs an algorithm"),
 ])
 def test_malformed_sections_raise_config_errors(raw, message) -> None:
     with pytest.raises(StorageConfigError, match=message) as info:
@@ -66,3 +70,16 @@ def test_interface_is_chosen_per_storage_element() -> None:
                                                              "transfer_timeout": "600"}))
     assert isinstance(gfal.interface, GFALInterface)
     assert isinstance(xrd.interface, XRootDInterface) and xrd.interface.transfer_timeout == 600
+
+
+def test_validation_keys_reach_the_storage_element() -> None:
+    default = RemoteFileSystem.from_config(parse_section("d", {"base": "root://h//a", "cache_root": "/tmp/c"}))
+    assert (default.checksum_algorithm, default.record_checksums) == ("adler32", False)
+    assert default.cache is not None and default.cache.validation == "checksum"
+    chosen = RemoteFileSystem.from_config(parse_section("c", {
+        "base": "root://h//a", "cache_root": "/tmp/c", "checksum": "MD5", "cache_validation": "stat",
+        "record_checksums": "yes"}))
+    assert (chosen.checksum_algorithm, chosen.record_checksums) == ("md5", True)
+    assert chosen.cache is not None and chosen.cache.validation == "stat"
+    assert RemoteFileSystem.from_config(parse_section("n", {"base": "root://h//a", "checksum": "none"})
+                                        ).checksum_algorithm is None

@@ -3,7 +3,9 @@
 The server exports a fresh temporary directory, without authentication and writable, on a
 free port; URLs look like ``root://127.0.0.1:PORT//<export>/...``. xrootd drops its
 privileges to the ``xrootd`` user when started as root, so the data, admin and log
-directories are handed to that user.
+directories are handed to that user. It reports adler32 and md5 checksums (``xrootd.chksum``)
+unless started with other ``checksums`` (none: the server answers checksum queries with
+"not supported").
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ all.adminpath {root}/admin
 all.pidpath {root}/run
 oss.localroot {root}/data
 all.export /
-"""
+{checksums}"""
 
 
 class XRootDServer(TempDirServer):
@@ -34,6 +36,10 @@ class XRootDServer(TempDirServer):
 
     prefix = "pylaw-xrootd-"
     url_format = "root://127.0.0.1:{port}//pylaw"
+
+    def __init__(self, port: int | None = None, checksums: tuple[str, ...] = ("adler32", "md5")) -> None:
+        super().__init__(port)
+        self.checksums = checksums
 
     def start(self) -> XRootDServer:
         binary = shutil.which("xrootd")
@@ -43,7 +49,10 @@ class XRootDServer(TempDirServer):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         config = os.path.join(self.root, "xrootd.cfg")
         with open(config, "w") as f:
-            f.write(CONFIG.format(port=self.port, root=self.root))
+            # beyond `max` concurrent computations (default: a few) xrootd makes a client wait
+            # (measured: one query of a batch upload took 30 s); allow a batch's parallel queries
+            checksums = f"xrootd.chksum max 32 {' '.join(self.checksums)}\n" if self.checksums else ""
+            f.write(CONFIG.format(port=self.port, root=self.root, checksums=checksums))
         command = [binary, "-c", config, "-l", os.path.join(self.root, "logs", "xrootd.log")]
         if os.geteuid() == 0:
             self._give_to("xrootd")

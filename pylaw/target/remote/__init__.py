@@ -6,6 +6,8 @@
 - :mod:`~pylaw.target.remote.filesystem`: a storage element (base URLs with fallback,
   retries, atomic transfers), configured in :mod:`~pylaw.target.remote.config`;
 - :mod:`~pylaw.target.remote.cache`: the optional local cache;
+- :mod:`~pylaw.target.remote.checksum`: checksums computed while data streams by, compared
+  with the ones the storage reports;
 - :mod:`~pylaw.target.remote.transfer`: batch transfers;
 - :mod:`~pylaw.target.remote.target`: the targets tasks use.
 

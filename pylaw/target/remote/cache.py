@@ -2,7 +2,8 @@
 
 Layout: ``<root>/<key[:2]>/<key>/`` per cached file, where ``key`` hashes the storage
 element's name and the path, holding ``data`` (the content), ``meta.json`` (storage, path,
-remote size and mtime) and ``lock`` (a ``flock`` lock file whose mtime records the last
+remote size and mtime, and the remote checksum verified at download where the storage
+reports one) and ``lock`` (a ``flock`` lock file whose mtime records the last
 access, for LRU eviction); ``<root>/.size`` keeps a running total of the cached bytes.
 
 Contract:
@@ -10,6 +11,11 @@ Contract:
 - a read costs exactly one remote ``stat`` when the entry is valid, and O(1) local work:
   a hit neither scans nor evicts. The entry is used only if the remote size AND mtime
   equal the recorded ones, and the local data has that size;
+- with ``validation = "checksum"`` (the default) and a storage element that reports
+  checksums, a read also asks for the remote checksum (a second server call per hit) and
+  uses the entry only if it equals the recorded one: size and mtime alone miss a
+  same-size rewrite within the same second (mtimes have whole seconds on most storage).
+  Where the storage reports none, or with ``validation = "stat"``, size and mtime decide;
 - readers hold a SHARED lock on the entry while they use it; downloads and eviction need
   it EXCLUSIVE. ``flock`` cannot convert a lock atomically (it drops it first), so a
   reader never converts: after downloading under the exclusive lock it releases it,
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
     from pylaw.target.remote.filesystem import RemoteFileSystem
 
 DOWNLOAD_TRIES = 3
+VALIDATIONS = ("checksum", "stat")
 EVICTED_TRIES = 5  # evictions between a download and its use before giving up
 
 
@@ -99,20 +106,24 @@ class CacheEntry:
         except (FileNotFoundError, ValueError):
             return None
 
-    def matches(self, info: RemoteStat) -> bool:
-        """Valid for ``info``: recorded size and mtime equal the remote ones, data complete."""
+    def matches(self, info: RemoteStat, checksum: str | None = None) -> bool:
+        """Valid for ``info``: recorded size and mtime (and ``checksum``, if given) equal the remote ones,
+        data complete."""
         meta = self.recorded()
         if meta is None or meta.get("size") != info.size or meta.get("mtime") != info.mtime:
+            return False
+        if checksum is not None and meta.get("checksum") != checksum:
             return False
         try:
             return os.stat(self.data).st_size == info.size
         except FileNotFoundError:
             return False
 
-    def record(self, fs_name: str, path: str, info: RemoteStat) -> None:
+    def record(self, fs_name: str, path: str, info: RemoteStat, checksum: str | None) -> None:
         tmp = os.path.join(self.directory, temporary_name("meta.json"))
         with open(tmp, "w") as f:
-            json.dump({"fs": fs_name, "path": path, "size": info.size, "mtime": info.mtime}, f)
+            json.dump({"fs": fs_name, "path": path, "size": info.size, "mtime": info.mtime, "checksum": checksum},
+                      f)
         os.replace(tmp, self.meta)
 
     def drop(self) -> None:
@@ -130,13 +141,16 @@ class CacheEntry:
 class RemoteCache:
     """A size-bounded LRU cache of remote files in the local directory ``root``."""
 
-    def __init__(self, root: str, max_size: int) -> None:
+    def __init__(self, root: str, max_size: int, validation: str = "checksum") -> None:
+        if validation not in VALIDATIONS:
+            raise ValueError(f"cache validation must be one of {VALIDATIONS}, not {validation!r}")
         self.root = os.path.abspath(os.path.expanduser(os.path.expandvars(root)))
         self.max_size = max_size
+        self.validation = validation
         self.total = os.path.join(self.root, ".size")
 
     def __repr__(self) -> str:
-        return f"RemoteCache({self.root!r}, max_size={self.max_size})"
+        return f"RemoteCache({self.root!r}, max_size={self.max_size}, validation={self.validation!r})"
 
     def entry(self, fs: RemoteFileSystem, path: str) -> CacheEntry:
         key = hashlib.sha256(f"{fs.name}\0{fs.normpath(path)}".encode()).hexdigest()[:40]
@@ -155,7 +169,7 @@ class RemoteCache:
             yield None
             return
         entry = self.entry(fs, path)
-        with self._valid(fs, path, entry, info) as downloaded:
+        with self._valid(fs, path, entry, info, self._remote_checksum(fs, path)) as downloaded:
             yield entry.data
         if downloaded:
             self.evict(keep=entry.directory)
@@ -170,28 +184,37 @@ class RemoteCache:
         if info is None:
             return None
         entry = self.entry(fs, path)
-        with self._valid(fs, path, entry, info) as downloaded:
+        with self._valid(fs, path, entry, info, self._remote_checksum(fs, path)) as downloaded:
             handle = open(entry.data, mode, **kwargs)  # noqa: SIM115 - handed to the caller
         if downloaded:
             self.evict(keep=entry.directory)
         return handle
 
+    def _remote_checksum(self, fs: RemoteFileSystem, path: str) -> str | None:
+        """``algorithm:hex`` of the remote file when entries are checked by checksum and the storage has one."""
+        if self.validation != "checksum" or not fs.reports_checksums():
+            return None
+        value = fs.checksum(path)
+        return None if value is None else f"{fs.checksum_algorithm}:{value}"
+
     @contextlib.contextmanager
-    def _valid(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> Iterator[bool]:
-        """Hold a shared lock on ``entry`` while it is valid for ``info``, downloading it if needed.
+    def _valid(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat,
+               checksum: str | None) -> Iterator[bool]:
+        """Hold a shared lock on ``entry`` while it is valid for ``info`` (and ``checksum``), downloading it
+        if needed.
 
         Yields whether this call downloaded (the cache grew: time to evict).
         """
         downloaded = False
         for _ in range(EVICTED_TRIES):
             with file_lock(entry.lock, shared=True) as handle:
-                if handle is not None and entry.matches(info):
+                if handle is not None and entry.matches(info, checksum):
                     entry.touch()
                     yield downloaded
                     return
             with file_lock(entry.lock):
-                if not entry.matches(info):
-                    info = self._download(fs, path, entry, info)
+                if not entry.matches(info, checksum):
+                    info, checksum = self._download(fs, path, entry, info, checksum)
                     downloaded = True
             # the exclusive lock is released before the shared one is taken (flock cannot
             # convert atomically); an evictor may win the gap: check again
@@ -208,21 +231,29 @@ class RemoteCache:
             return None
         return info  # the entry's directory is made when its lock is taken
 
-    def _download(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat) -> RemoteStat:
-        """Download into ``entry`` (held exclusively); returns the remote stat recorded."""
+    def _download(self, fs: RemoteFileSystem, path: str, entry: CacheEntry, info: RemoteStat,
+                  checksum: str | None) -> tuple[RemoteStat, str | None]:
+        """Download into ``entry`` (held exclusively); returns the remote stat and checksum recorded.
+
+        The download verifies the data against the remote checksum (``checksum``, asked for
+        already by the reader, or asked now): the recorded checksum describes the data.
+        """
         entry.drop()
+        known = checksum.partition(":")[2] if checksum else None
         for _ in range(DOWNLOAD_TRIES):
+            verified = None
             try:
-                fs.get(path, entry.data, expected=info)
+                verified = fs.get_checked(path, entry.data, expected=info, remote_checksum=known)[1]
             except TransientRemoteError:
                 # a short download after retries: a writer may be replacing the file
                 entry.drop()
             after = fs.stat(path)
             if after == info and os.path.exists(entry.data):
-                entry.record(fs.name, fs.normpath(path), info)
+                recorded = f"{fs.checksum_algorithm}:{verified}" if verified else None
+                entry.record(fs.name, fs.normpath(path), info, recorded)
                 self._count(info.size)
-                return info
-            info = after  # changed while we downloaded: fetch the new version
+                return info, recorded if checksum else None
+            info, known = after, None  # changed while we downloaded: fetch the new version
         entry.drop()
         raise TransientRemoteError(f"{path!r} on {fs.name!r} changed during {DOWNLOAD_TRIES} downloads into "
                                    "the cache; retry when it is no longer being written", operation="get",

@@ -19,6 +19,13 @@ when one fails. ``base_<operation>`` overrides them for one operation (``stat``,
 options to GFAL2's context, one ``GROUP:KEY=value`` per line or separated by ``;``
 (``gfal_options = HTTP PLUGIN:INSECURE=true``).
 
+``checksum`` (``adler32``, the default; ``md5``; ``none``) is the algorithm uploads and
+downloads are verified with, where the storage reports checksums (elsewhere sizes only);
+``cache_validation`` (``checksum``, the default, or ``stat``) whether a cache hit also
+compares the remote checksum (one more server call per hit) or only size and mtime;
+``record_checksums = true`` leaves a record of each uploaded file's checksum for
+``pylaw verify`` (one more small upload per file). See :mod:`pylaw.target.remote.checksum`.
+
 ``interface`` picks the library behind the storage element: ``gfal`` (the default, every
 protocol) or ``xrootd`` (XRootD's own client, 3-5x less CPU per call; root:// bases only,
 see :mod:`pylaw.target.remote.xrootd`).
@@ -32,17 +39,21 @@ import re
 import luigi.configuration
 
 from pylaw.errors import StorageConfigError
+from pylaw.target.remote.checksum import ALGORITHMS
 from pylaw.target.remote.xrootd import SCHEMES as XROOTD_SCHEMES
 
 SECTION_PREFIX = "storage:"
 OPERATIONS = ("stat", "listdir", "mkdir", "remove", "rename", "get", "put")
 INTERFACES = ("gfal", "xrootd")
+CHECKSUMS = (*ALGORITHMS, "none")
+CACHE_VALIDATIONS = ("checksum", "stat")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 KNOWN_KEYS = {"base", *(f"base_{op}" for op in OPERATIONS), "cache_root", "cache_max_size", "retries",
               "retry_delay", "retry_max_delay", "retry_jitter", "timeout", "transfer_timeout", "parallel",
-              "gfal_options", "interface"}
+              "gfal_options", "interface", "checksum", "cache_validation", "record_checksums"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +74,9 @@ class StorageConfig:
     parallel: int = 8
     gfal_options: dict[str, bool | int | str] = dataclasses.field(default_factory=dict)
     interface: str = "gfal"
+    checksum: str | None = "adler32"
+    cache_validation: str = "checksum"
+    record_checksums: bool = False
 
     def bases_for(self, operation: str) -> tuple[str, ...]:
         """The base URLs to try, in order, for ``operation``."""
@@ -115,6 +129,27 @@ def parse_gfal_options(value: str, what: str) -> dict[str, bool | int | str]:
     return options
 
 
+def _choice(raw: dict[str, str], key: str, default: str, choices: tuple[str, ...], what: str) -> str:
+    value = raw.get(key, default).strip().lower()
+    if value not in choices:
+        raise StorageConfigError(f"{what}: {key} = {raw[key]!r} is unknown; choose one of {', '.join(choices)}")
+    return value
+
+
+def _validation_keys(raw: dict[str, str], what: str) -> dict[str, object]:
+    """``checksum``, ``cache_validation`` and ``record_checksums``, checked together."""
+    checksum = _choice(raw, "checksum", "adler32", CHECKSUMS, what)
+    validation = _choice(raw, "cache_validation", StorageConfig.cache_validation, CACHE_VALIDATIONS, what)
+    text = raw.get("record_checksums", "false").strip().lower()
+    if text not in _BOOLEANS:
+        raise StorageConfigError(f"{what}: record_checksums = {raw['record_checksums']!r} is not true or false")
+    if _BOOLEANS[text] and checksum == "none":
+        raise StorageConfigError(f"{what}: record_checksums = true needs an algorithm: set checksum = adler32 "
+                                 "or md5")
+    return {"checksum": None if checksum == "none" else checksum, "cache_validation": validation,
+            "record_checksums": _BOOLEANS[text]}
+
+
 def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
     """Validate the keys of one ``[storage:NAME]`` section; raise StorageConfigError on any fault."""
     what = f"[{SECTION_PREFIX}{name}]"
@@ -155,6 +190,7 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         parallel=max(1, int(_number(raw, "parallel", StorageConfig.parallel, what, int))),
         gfal_options=parse_gfal_options(raw.get("gfal_options", ""), what),
         interface=interface,
+        **_validation_keys(raw, what),  # type: ignore[arg-type]
     )
 
 

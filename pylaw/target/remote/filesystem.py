@@ -9,10 +9,26 @@ Uploads are atomic: the data goes to a hidden temporary name in the destination'
 directory, its size is checked, and only then is it renamed to the final name, so a
 failed or interrupted upload never shows a file under the final name. Downloads are
 atomic on the local side in the same way.
+
+Validation by checksum (``checksum`` = the algorithm, or None): where the storage reports
+checksums, an upload compares the storage's checksum of the *temporary* file with the
+local one before the rename, so a mismatch (:class:`~pylaw.errors.RemoteChecksumError`)
+never shows under the final name; the temporary file is removed. A download compares the
+remote checksum with the local temporary file before renaming it into place. Storage
+that cannot report one (the first "cannot" is remembered per base and algorithm) is
+checked by size only, and no local checksum is computed for it.
+
+Where the local checksum comes from, and what it costs: a file written through
+``target.open("w")`` is checksummed as it is written (no extra read); any other upload
+reads the local file once, in blocks, before sending it; a download is checksummed by one
+read of the finished local temporary file. That read is the one unavoidable second pass:
+the interfaces copy file to file (GFAL2 and XrdCl write the local file themselves), so
+the bytes never pass through Python on their way in.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -20,10 +36,11 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pylaw.errors import (
     PathEscapeError,
+    RemoteChecksumError,
     RemoteError,
     RemoteFileExistsError,
     RemoteFileNotFoundError,
@@ -31,6 +48,7 @@ from pylaw.errors import (
     TransientRemoteError,
 )
 from pylaw.target.base import temporary_name
+from pylaw.target.remote.checksum import Checksummer, check_algorithm, file_checksums
 from pylaw.target.remote.config import StorageConfig
 from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
 from pylaw.target.remote.retry import RetryPolicy
@@ -42,6 +60,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 #: the result of an operation that :meth:`RemoteFileSystem.run` retries
 T = TypeVar("T")
+#: (algorithm, lower-case hex) of a file's content
+Digest = tuple[str, str]
+
+
+#: the hidden directory, next to uploaded files, that holds their checksum records
+RECORD_DIR = ".pylaw-checksums"
 
 
 def local_url(path: str) -> str:
@@ -61,7 +85,8 @@ class RemoteFileSystem:
     def __init__(self, name: str, bases: Sequence[str], interface: FileInterface,
                  retry: RetryPolicy | None = None, operation_bases: Mapping[str, Sequence[str]] | None = None,
                  cache: RemoteCache | None = None, parallel: int = 8,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, checksum: str | None = "adler32",
+                 record_checksums: bool = False) -> None:
         if not bases:
             raise ValueError(f"storage element {name!r} needs at least one base URL")
         self.name = name
@@ -74,6 +99,12 @@ class RemoteFileSystem:
         self.parallel = parallel
         self._sleep = sleep
         self._rng = random.Random()
+        self.checksum_algorithm = check_algorithm(checksum) if checksum else None
+        if record_checksums and self.checksum_algorithm is None:
+            raise ValueError(f"storage element {name!r}: record_checksums needs a checksum algorithm")
+        self.record_checksums = record_checksums
+        #: (base, algorithm) pairs whose storage said it cannot report that checksum
+        self._no_checksum: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"RemoteFileSystem({self.name!r}, {[redact(b) for b in self.bases]})"
@@ -88,11 +119,12 @@ class RemoteFileSystem:
         retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
                             max_delay=config.retry_max_delay, jitter=config.retry_jitter,
                             timeout=config.timeout or None)
-        cache = RemoteCache(config.cache_root, config.cache_max_size) if config.cache_root else None
+        cache = RemoteCache(config.cache_root, config.cache_max_size, config.cache_validation) \
+            if config.cache_root else None
         interface: FileInterface = XRootDInterface(config.transfer_timeout) if config.interface == "xrootd" \
             else GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
         return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
-                   config.parallel)
+                   config.parallel, checksum=config.checksum, record_checksums=config.record_checksums)
 
     # -- paths and the retry loop ---------------------------------------------------------
 
@@ -172,6 +204,87 @@ class RemoteFileSystem:
         return self.run("listdir", path,
                         lambda base: self.interface.listdir_stat(self.url(path, base=base), timeout))
 
+    def checksum(self, path: str, algorithm: str | None = None) -> str | None:
+        """The checksum the storage reports for the file ``path`` (default: the configured algorithm).
+
+        None when the storage cannot report it (or no algorithm is configured); a storage
+        that said so once is not asked again for that algorithm on that base.
+        """
+        name = check_algorithm(algorithm) if algorithm else self.checksum_algorithm
+        if name is None:
+            return None
+        timeout = self.retry.timeout
+
+        def call(base: str) -> str | None:
+            if (base, name) in self._no_checksum:
+                return None
+            value = self.interface.checksum(self.url(path, base=base), name, timeout)
+            if value is None:
+                self._no_checksum.add((base, name))
+            return value
+
+        return self.run("checksum", path, call)
+
+    def reports_checksums(self, algorithm: str | None = None) -> bool:
+        """Whether verifying by ``algorithm`` (default: the configured one) may work: not known to fail."""
+        name = algorithm or self.checksum_algorithm
+        return name is not None and any((base, name) not in self._no_checksum for base in self.bases_for("checksum"))
+
+    def _check_checksum(self, path: str, expected: Digest, what: str, operation: str) -> None:
+        """RemoteChecksumError if the storage reports another checksum for ``path`` than ``expected``."""
+        algorithm, value = expected
+        reported = self.checksum(path, algorithm)
+        if reported is not None and reported != value:
+            raise RemoteChecksumError(
+                f"{what} on {self.name!r}: the storage reports {algorithm} {reported} for {path!r}, the source "
+                f"has {value}; the source changed while it was sent, or the transfer or the storage corrupted "
+                "it", operation=operation, url=redact(self.url(path, "checksum")), algorithm=algorithm,
+                expected=value, actual=reported)
+
+    def local_digest(self, local_path: str, checksums: Checksummer | None = None, verify: bool = True
+                     ) -> Digest | None:
+        """The checksum an upload of ``local_path`` needs: for verification, for the record, or None.
+
+        Taken from ``checksums`` (fed while the file was written) when it covers the whole
+        file, else computed by one read of the file.
+        """
+        name = self.checksum_algorithm
+        if name is None or not (self.record_checksums or (verify and self.reports_checksums())):
+            return None
+        if checksums is not None and name in checksums.algorithms and checksums.size == os.stat(local_path).st_size:
+            return name, checksums.hexdigest(name)
+        return name, file_checksums(local_path, (name,)).hexdigest(name)
+
+    # -- checksum records (for ``pylaw verify``) ------------------------------------------
+
+    @staticmethod
+    def record_path(path: str) -> str:
+        """Where the checksum record of ``path`` lives: ``<dir>/.pylaw-checksums/<name>.json``."""
+        directory, basename = posixpath.split(RemoteFileSystem.normpath(path))
+        return posixpath.join(directory, RECORD_DIR, basename + ".json")
+
+    def write_record(self, path: str, size: int, digest: Digest) -> None:
+        """Record ``path``'s size and checksum, atomically (an upload of its own)."""
+        with tempfile.TemporaryDirectory(prefix="pylaw-record-") as workdir:
+            local = os.path.join(workdir, "record.json")
+            with open(local, "w") as f:
+                json.dump({"size": size, digest[0]: digest[1]}, f)
+            self._put(local, self.record_path(path), True, True, None, record=False)
+
+    def read_record(self, path: str) -> dict[str, Any] | None:
+        """The checksum record of ``path`` (``{"size": ..., "adler32": ...}``), or None if there is none."""
+        with tempfile.TemporaryDirectory(prefix="pylaw-record-") as workdir:
+            local = os.path.join(workdir, "record.json")
+            try:
+                self.get(self.record_path(path), local)
+            except RemoteFileNotFoundError:
+                return None
+            with open(local) as f:
+                try:
+                    return dict(json.load(f))
+                except ValueError:
+                    return None
+
     def mkdir(self, path: str, parents: bool = True) -> None:
         """Create a directory; with ``parents`` (the default) like ``mkdir -p``."""
         timeout = self.retry.timeout
@@ -192,6 +305,8 @@ class RemoteFileSystem:
             info = self.stat(path)
             if not info.is_dir:
                 self.unlink(path)
+                if self.record_checksums and RECORD_DIR not in self.normpath(path).split("/"):
+                    self.remove(self.record_path(path), recursive=False)
             else:
                 self._remove_dir(path, recursive)
         except RemoteFileNotFoundError:
@@ -234,21 +349,29 @@ class RemoteFileSystem:
         self.run(operation, path,
                  lambda base: self.interface.copy(source(base), destination(base), True, timeout))
 
-    def put(self, local_path: str, path: str, make_parents: bool = True, verify: bool = True) -> None:
-        """Upload a local file to ``path`` atomically (temporary name, size check, rename).
+    def put(self, local_path: str, path: str, make_parents: bool = True, verify: bool = True,
+            checksums: Checksummer | None = None) -> None:
+        """Upload a local file to ``path`` atomically (temporary name, size and checksum check, rename).
 
         On any failure the temporary file is removed (best effort) and the error raised;
-        the final name never shows partial data. With ``verify``, the sizes of the
-        temporary and of the published file are checked; a published file that vanished
-        right away (a MOVE duplicated by the HTTP client's own retry can delete it on
-        some servers) makes the whole upload start again, up to ``retry.attempts`` times.
+        the final name never shows partial data. With ``verify``, the size of the
+        temporary file (and its checksum, where the storage reports one) and the size of
+        the published file are checked; a published file that vanished right away (a
+        MOVE duplicated by the HTTP client's own retry can delete it on some servers)
+        makes the whole upload start again, up to ``retry.attempts`` times.
+        ``checksums`` were computed while the file was written (saves reading it again).
         """
+        self._put(local_path, path, make_parents, verify, checksums, self.record_checksums)
+
+    def _put(self, local_path: str, path: str, make_parents: bool, verify: bool, checksums: Checksummer | None,
+             record: bool) -> None:
         size = os.stat(local_path).st_size
         norm = self.normpath(path)
+        digest = self.local_digest(local_path, checksums, verify)
         if make_parents:
             self.mkdir(posixpath.dirname(norm))
         for attempt in range(1, self.retry.attempts + 1):
-            self._put_once(local_path, norm, size, verify)
+            self._put_once(local_path, norm, size, verify, digest if verify else None)
             if not verify or self._published(norm, size):
                 break
             logger.warning("%s on %s vanished or changed right after its upload (attempt %d/%d); uploading "
@@ -259,6 +382,8 @@ class RemoteFileSystem:
                                        url=self.url(norm, "put"))
         if self.cache is not None:
             self.cache.invalidate(self, norm)
+        if record and digest is not None:
+            self.write_record(norm, size, digest)
 
     def _published(self, path: str, size: int) -> bool:
         try:
@@ -266,8 +391,8 @@ class RemoteFileSystem:
         except RemoteFileNotFoundError:
             return False
 
-    def _put_once(self, local_path: str, norm: str, size: int, verify: bool) -> None:
-        """Upload to a temporary name, check its size, rename it into place."""
+    def _put_once(self, local_path: str, norm: str, size: int, verify: bool, digest: Digest | None) -> None:
+        """Upload to a temporary name, check its size and checksum, rename it into place."""
         directory, basename = posixpath.split(norm)
         source = local_url(local_path)
         tmps: list[str] = []
@@ -286,6 +411,8 @@ class RemoteFileSystem:
                     raise TransientRemoteError(
                         f"upload of {local_path} to {norm!r} on {self.name!r} stored {uploaded} of {size} "
                         "bytes", operation="put", url=self.url(tmp, "put"))
+            if digest is not None:
+                self._check_checksum(tmp, digest, f"upload of {local_path} to {norm!r}", "put")
             self._publish(tmp, norm, size)
         except BaseException:
             for tmp in tmps:
@@ -326,7 +453,18 @@ class RemoteFileSystem:
         """Download ``path`` to ``local_path`` atomically; returns the remote stat it matched.
 
         The data lands in a temporary sibling of ``local_path`` and is renamed only when
-        its size equals the remote size (``expected``, if the caller has stat-ed already).
+        its size equals the remote size (``expected``, if the caller has stat-ed already)
+        and, where the storage reports one, its checksum the remote checksum.
+        """
+        return self.get_checked(path, local_path, verify, expected)[0]
+
+    def get_checked(self, path: str, local_path: str, verify: bool = True, expected: RemoteStat | None = None,
+                    remote_checksum: str | None = None) -> tuple[RemoteStat, str | None]:
+        """:meth:`get`, also returning the verified checksum (None where none was checked).
+
+        ``remote_checksum``: the storage's checksum if the caller asked for it already.
+        A mismatch raises RemoteChecksumError, or TransientRemoteError if the remote file
+        changed (its stat) during the download.
         """
         norm = self.normpath(path)
         info = expected or self.stat(norm)
@@ -340,11 +478,31 @@ class RemoteFileSystem:
                     f"download of {norm!r} from {self.name!r} gave {os.stat(tmp).st_size} of {info.size} "
                     "bytes",
                     operation="get", url=self.url(norm, "get"))
+            checksum = self._check_download(norm, tmp, info, remote_checksum) if verify else None
             os.replace(tmp, local_path)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        return info
+        return info, checksum
+
+    def _check_download(self, norm: str, local: str, info: RemoteStat, reported: str | None) -> str | None:
+        """The remote checksum, compared with one read of the downloaded file; None if there is none."""
+        name = self.checksum_algorithm
+        if name is None or not self.reports_checksums():
+            return None
+        reported = reported or self.checksum(norm)
+        if reported is None:
+            return None
+        actual = file_checksums(local, (name,)).hexdigest(name)
+        if actual != reported:
+            if self.stat(norm) != info:
+                raise TransientRemoteError(f"{norm!r} on {self.name!r} changed during its download",
+                                           operation="get", url=self.url(norm, "get"))
+            raise RemoteChecksumError(
+                f"download of {norm!r} from {self.name!r}: the data has {name} {actual}, the storage reports "
+                f"{reported}; the transfer or the storage corrupted it", operation="get",
+                url=redact(self.url(norm, "get")), algorithm=name, expected=reported, actual=actual)
+        return reported
 
     def copy(self, source: str, destination: str) -> None:
         """Copy between two paths of this storage element, atomically.
@@ -368,6 +526,10 @@ class RemoteFileSystem:
             self._discard(tmp)
             raise
         try:
+            source_sum = self.checksum(src) if self.reports_checksums() else None
+            if source_sum is not None and self.checksum_algorithm is not None:
+                self._check_checksum(tmp, (self.checksum_algorithm, source_sum), f"copy of {src!r} to {dst!r}",
+                                     "put")
             self._publish(tmp, dst, self.stat(tmp).size)
         except BaseException:
             self._discard(tmp)

@@ -121,6 +121,16 @@ class FileInterface(abc.ABC):
         """Whether ``rmdir(url)`` removes a non-empty directory itself (else callers walk the tree)."""
         return False
 
+    def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
+        """The checksum the storage reports for the file ``url`` (lower-case hex), or None.
+
+        ``algorithm`` is one of :data:`pylaw.target.remote.checksum.ALGORITHMS`. None means
+        this storage cannot report that algorithm (not configured, not implemented by the
+        server or the protocol); a backend never computes or guesses one it was not told.
+        A missing file raises ``RemoteFileNotFoundError`` as usual. The default: None.
+        """
+        return None
+
     def exists(self, url: str, timeout: float | None = None) -> bool:
         """Whether ``url`` exists (derived from ``stat``)."""
         try:

@@ -20,6 +20,7 @@ configured (one remote stat per cache hit), a temporary download otherwise.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 import shutil
@@ -32,8 +33,9 @@ from typing import IO, Any
 from pylaw.errors import RemoteFileNotFoundError, RemoteNotADirectoryError
 from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget
 from pylaw.target.local import AtomicFile, LocalFileTarget
+from pylaw.target.remote.checksum import Checksummer
 from pylaw.target.remote.config import read_storage_config
-from pylaw.target.remote.filesystem import RemoteFileSystem
+from pylaw.target.remote.filesystem import RECORD_DIR, RemoteFileSystem
 from pylaw.target.remote.interface import RemoteStat
 
 _FILESYSTEMS: dict[str, RemoteFileSystem] = {}
@@ -129,20 +131,63 @@ class RemoteTargetMixin:
             return list(pool.map(lambda target: target.list_parent_names(), targets))
 
 
+class _ChecksummingRaw(io.RawIOBase):
+    """A raw local file that feeds every byte written to a :class:`Checksummer` on its way to disk."""
+
+    def __init__(self, path: str, summer: Checksummer) -> None:
+        self._raw = io.FileIO(path, "x")
+        self._summer = summer
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self._raw.write(data)
+        self._summer.update(memoryview(data).cast("B")[:written])
+        return written
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class RemoteWriteFile(AtomicFile):
-    """A local temporary file that is uploaded atomically when closed without error."""
+    """A local temporary file that is uploaded atomically when closed without error.
+
+    When the upload needs a checksum (verification or a record), the bytes are checksummed
+    as they are written, so the upload does not read the file again for it.
+    """
 
     def __init__(self, target: RemoteFileTarget, mode: str, **kwargs: Any) -> None:
         self.remote = target
+        fs = target.fs
+        name = fs.checksum_algorithm
+        wanted = name is not None and (fs.record_checksums or fs.reports_checksums())
+        self.summer = Checksummer((name,)) if wanted and name and mode in ("w", "wb", "wt") else None
         self.workdir = tempfile.mkdtemp(prefix="pylaw-upload-")
         super().__init__(os.path.join(self.workdir, target.basename), mode, **kwargs)
+
+    def _open(self, path: str, mode: str, **kwargs: Any) -> IO:
+        if self.summer is None:
+            return super()._open(path, mode, **kwargs)
+        buffering = kwargs.pop("buffering", -1)
+        size = buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
+        binary = io.BufferedWriter(_ChecksummingRaw(path, self.summer), buffer_size=size)
+        if "b" in mode:
+            if kwargs:
+                raise ValueError(f"binary mode takes no {sorted(kwargs)} ({self.remote!r})")
+            return binary
+        return io.TextIOWrapper(binary, line_buffering=buffering == 1, **kwargs)
 
     def close(self) -> None:
         if self.closed:
             return
         try:
             super().close()
-            self.remote.fs.put(self.target_path, self.remote.path)
+            self.remote.fs.put(self.target_path, self.remote.path, checksums=self.summer)
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -261,9 +306,11 @@ class RemoteDirectoryTarget(RemoteTargetMixin, DirectoryTarget):
         return self.fs.remove(self.path, recursive=True, silent=silent)
 
     def walk_files(self) -> list[str]:
-        """Paths of every file below this directory."""
+        """Paths of every file below this directory (not pylaw's checksum records)."""
         files = []
         for name in self.listdir():
+            if name == RECORD_DIR:
+                continue
             child = posixpath.join(self.path, name)
             if self.fs.stat(child).is_dir:
                 files += RemoteDirectoryTarget(child, fs=self.fs).walk_files()

@@ -98,27 +98,37 @@ def _operation(fs: RemoteFileSystem, direction: str) -> Callable[[str, str], Any
 
 
 class PutRound:
-    """One round of a batch upload: three parallel steps, sizes checked by directory listings.
+    """One round of a batch upload: parallel steps, sizes checked by directory listings.
 
     Uploading files one by one costs a stat of each temporary file and of each published
-    file; here both checks are one listing (with sizes) per directory: copy every file to
-    a fresh temporary name, list, rename the good ones into place, list again. A file
-    failing any step keeps its error (transient ones are retried in the next round).
+    file; here both checks are one listing (with sizes) per directory: checksum and copy
+    every file to a fresh temporary name, list, compare the storage's checksum of each
+    temporary file (where it reports one: one request per file, in parallel), rename the
+    good ones into place, list again, and write the checksum records if configured. A file
+    failing any step keeps its error (transient ones are retried in the next round; a
+    checksum mismatch is final, and its temporary file is removed).
     """
 
     def __init__(self, fs: RemoteFileSystem, results: list[TransferResult], pool: ThreadPoolExecutor) -> None:
         self.fs, self.once, self.results, self.pool = fs, _single_attempt(fs), results, pool
         self.tmp: dict[int, str] = {}
         self.size: dict[int, int] = {}
+        self.digest: dict[int, tuple[str, str]] = {}
 
     def run(self, indices: list[int]) -> None:
         for i in indices:
             self.results[i].attempts += 1
         uploaded = self._step(self._upload, indices)
         checked = self._check_sizes(uploaded, self.tmp)
+        if self.fs.reports_checksums():
+            checked = self._step(self._check_checksum, checked)
         published = self._step(self._publish, checked)
         final = {i: self.fs.normpath(self.results[i].destination) for i in published}
-        for i in self._check_sizes(published, final):
+        complete = self._check_sizes(published, final)
+        if self.fs.record_checksums:
+            complete = self._step(lambda i: self.once.write_record(final[i], self.size[i], self.digest[i]),
+                                  complete)
+        for i in complete:
             self.results[i].ok, self.results[i].error = True, None
         failed = [i for i in indices if not self.results[i].ok and i in self.tmp]
         self._step(lambda i: self.once._discard(self.tmp[i]), failed)
@@ -140,11 +150,18 @@ class PutRound:
     def _upload(self, i: int) -> None:
         result = self.results[i]
         self.size[i] = os.stat(result.source).st_size
+        digest = self.fs.local_digest(result.source)
+        if digest is not None:
+            self.digest[i] = digest
         directory, basename = posixpath.split(self.fs.normpath(result.destination))
         self.tmp[i] = tmp = posixpath.join(directory, temporary_name(basename))
         source = "file://" + os.path.abspath(result.source)
         self.once.run("put", result.destination, lambda base: self.fs.interface.copy(
             source, self.fs.url(tmp, base=base), True, self.fs.retry.timeout))
+
+    def _check_checksum(self, i: int) -> None:
+        if i in self.digest:
+            self.once._check_checksum(self.tmp[i], self.digest[i], f"upload of {self.results[i].source}", "put")
 
     def _publish(self, i: int) -> None:
         self.once._publish(self.tmp[i], self.fs.normpath(self.results[i].destination), self.size[i])

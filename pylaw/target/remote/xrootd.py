@@ -41,6 +41,7 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
+from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
 
 INSTALL_HINT = ("the XRootD Python bindings are not installed: on Debian/Ubuntu run "
@@ -251,6 +252,34 @@ class XRootDInterface(FileInterface):
             raise RemoteNotSupportedError(f"xrootd cannot rename across servers: {redact(source)} -> "
                                           f"{redact(destination)}", operation="rename", url=redact(source))
         self._check(self._filesystem(host).mv(path, dest_path, timeout=_seconds(timeout)), "rename", source)
+
+    def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
+        """kXR_query of the checksum (``cks.type`` names the algorithm); None where the server has none.
+
+        The answer reads ``adler32 <hex>``. A server without ``xrootd.chksum`` answers 3013
+        ("query chksum is not supported"), one configured without the algorithm 3012 ("md5
+        checksum not supported"); both are None. XrdCks keeps a computed checksum with the
+        file's mtime in whole seconds and answers it while the mtime is unchanged: a rewrite
+        of the same file within the same second reports the old checksum (pylaw's uploads
+        always publish a new file by rename, so they are not affected).
+        """
+        name = check_algorithm(algorithm)
+        host, path = split_url(url)
+        query = f"{path}{'&' if '?' in path else '?'}cks.type={name}"
+        client = import_xrootd()
+        try:
+            answer = self._check(self._filesystem(host).query(client.flags.QueryCode.CHECKSUM, query,
+                                                              timeout=_seconds(timeout)), "checksum", url)
+        except RemoteNotSupportedError:
+            return None
+        except TransientRemoteError as exc:
+            if "checksum not supported" in str(exc).lower():
+                return None
+            raise
+        reported, _, value = bytes(answer).decode("ascii", "replace").strip("\x00 \n").partition(" ")
+        if reported.lower() != name:  # an old server ignoring cks.type answers its default algorithm
+            return None
+        return normalize(name, value)
 
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
