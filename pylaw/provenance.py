@@ -1,0 +1,376 @@
+"""Provenance records: what made an output, written next to it by every task run.
+
+One record per successful ``run()`` of a :class:`pylaw.Task`, a small JSON file in a
+hidden directory beside the task's first output::
+
+    <dir>/out_3.txt                      the output
+    <dir>/.pylaw-prov/out_3.txt.json     its record (one per task run, whatever the output count)
+
+The hidden directory keeps the record out of everything that looks at outputs: no
+collection, listing-based existence check or ``complete()`` ever sees it, and a directory
+of 10k outputs gains one entry, not 10k. A remote output's record is uploaded beside it
+on the same storage element the same way (atomically, as outputs are).
+
+The record is written after ``run()`` returned and every declared output exists, so a
+crash leaves outputs without record, never a record without outputs. Writing it never
+fails the task: a record that cannot be written is a warning. What stays the same for a
+whole process (code version, package versions, host, run location) is computed once.
+``[provenance] enabled = false`` switches records off.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import luigi
+
+import pylaw
+from pylaw.errors import ProvenanceError
+from pylaw.target.base import FileSystemTarget, temporary_name
+from pylaw.target.collection import iter_leaves
+from pylaw.target.local import LocalTargetMixin
+from pylaw.target.remote.interface import redact
+
+logger = logging.getLogger("pylaw.provenance")
+
+#: the hidden directory beside an output that holds the records of the tasks writing there
+RECORD_DIR = ".pylaw-prov"
+#: version of the record layout (bumped on incompatible changes)
+FORMAT = 1
+#: packages whose versions are recorded when the process has imported them
+KEY_PACKAGES = ("numpy", "scipy", "pandas", "matplotlib", "awkward", "uproot", "coffea", "ROOT", "tensorflow",
+                "torch")
+
+#: how many records were read in this process (status must read none unless staleness is asked for)
+reads = 0
+
+
+class provenance(luigi.Config):  # noqa: N801 - the class name is the config section name
+    """The ``[provenance]`` config section."""
+
+    enabled = luigi.BoolParameter(default=True, description="write a provenance record for every task run")
+
+
+def enabled() -> bool:
+    """``[provenance] enabled`` (read directly: this runs once per task run)."""
+    return luigi.configuration.get_config().getboolean("provenance", "enabled", True)
+
+
+# -- where records live --------------------------------------------------------------------
+
+def anchor(output: Any) -> FileSystemTarget | None:
+    """The output a task's record sits beside: its first file-system target (None: it has none)."""
+    return next((leaf for leaf in iter_leaves(output) if isinstance(leaf, FileSystemTarget)), None)
+
+
+def record_target(output: FileSystemTarget) -> Any:
+    """The record file of the task run that wrote ``output`` (local or on its storage element)."""
+    return output.parent.child(f"{RECORD_DIR}/{output.basename}.json", "f")
+
+
+def describe_location(target: Any) -> dict[str, Any]:
+    """How a record names a target: a local path, or storage element, path and (redacted) URL."""
+    if isinstance(target, LocalTargetMixin):
+        return {"path": target.path}
+    fs_name = getattr(target, "fs_name", None)
+    if fs_name is not None:
+        try:
+            url = redact(target.url)
+        except Exception:  # an unconfigured storage element: its name and path still say where
+            url = None
+        return {"fs": fs_name, "path": target.path, "url": url}
+    return {"repr": redact(repr(target))}
+
+
+# -- what stays the same for a process -----------------------------------------------------
+
+@functools.cache
+def git_version(directory: str) -> dict[str, Any]:
+    """Repository, commit and ``git describe --always --dirty`` of the checkout containing ``directory``.
+
+    Computed once per directory and process; ``{"error": ...}`` outside a git checkout.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        top, commit = git("rev-parse", "--show-toplevel", "HEAD").splitlines()
+        describe = git("describe", "--always", "--dirty")
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        stderr = getattr(exc, "stderr", "") or str(exc)
+        return {"error": f"not a git checkout ({' '.join(stderr.split())[:200]})"}
+    return {"repository": top, "commit": commit, "describe": describe, "dirty": describe.endswith("-dirty")}
+
+
+def module_directory(module_name: str) -> str | None:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(path)) if path else None
+
+
+@functools.cache
+def code_version(module_name: str) -> dict[str, Any]:
+    """The code version of the task module ``module_name`` and of pylaw (once per module and process)."""
+    directory = module_directory(module_name)
+    version = git_version(directory) if directory else {"error": f"module {module_name} has no file"}
+    return {**version, "pylaw": pylaw.__version__}
+
+
+@functools.cache
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        module = sys.modules.get(name)
+        return str(getattr(module, "__version__", "")) or None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of luigi and of the key packages imported so far (each looked up once)."""
+    names = ["luigi", *(name for name in KEY_PACKAGES if name in sys.modules)]
+    return {name: _package_version(name) for name in names}
+
+
+@functools.cache
+def host() -> dict[str, str]:
+    return {"host": socket.getfqdn(), "platform": platform.platform(), "python": platform.python_version(),
+            "executable": sys.executable}
+
+
+@functools.cache
+def _condor_job_ad(path: str) -> dict[str, str]:
+    """``ClusterId``/``ProcId``/``GlobalJobId`` of an HTCondor job ad file (read once)."""
+    found: dict[str, str] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() in ("ClusterId", "ProcId", "GlobalJobId"):
+                    found[key.strip()] = value.strip().strip('"')
+    except OSError:
+        pass
+    return found
+
+
+def run_location(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, Any]:
+    """Where this process runs: ``{"system": "local"|"slurm"|"htcondor"|..., "job_id": ..., ...}``.
+
+    Batch systems say it in the environment of the job (HTCondor in its job ad).
+    ``PYLAW_JOB_SYSTEM``/``PYLAW_JOB_ID``, set by a job wrapper, name any other system
+    (an ARC or gLite job id) the same way.
+    """
+    if env.get("PYLAW_JOB_ID"):
+        return {"system": env.get("PYLAW_JOB_SYSTEM", "batch"), "job_id": env["PYLAW_JOB_ID"]}
+    if env.get("SLURM_JOB_ID"):
+        location: dict[str, Any] = {"system": "slurm", "job_id": env["SLURM_JOB_ID"]}
+        if env.get("SLURM_ARRAY_JOB_ID"):
+            location["array_job_id"] = env["SLURM_ARRAY_JOB_ID"]
+            location["array_task_id"] = env.get("SLURM_ARRAY_TASK_ID")
+        return location
+    ad = _condor_job_ad(env["_CONDOR_JOB_AD"]) if env.get("_CONDOR_JOB_AD") else {}
+    if "ClusterId" in ad:
+        return {"system": "htcondor", "job_id": f"{ad['ClusterId']}.{ad.get('ProcId', '0')}",
+                "global_job_id": ad.get("GlobalJobId")}
+    if env.get("CONDOR_ID"):  # the cluster.proc some wrappers export
+        return {"system": "htcondor", "job_id": env["CONDOR_ID"]}
+    return {"system": "local", "job_id": None}
+
+
+# -- building and writing a record -------------------------------------------------------
+
+def _utc(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parameters(task: luigi.Task) -> tuple[dict[str, str], list[str]]:
+    """Every parameter value as Luigi serialises it on the command line, and the private names (no value)."""
+    values, private = {}, []
+    for name, param in task.get_params():
+        if param.visibility == luigi.parameter.ParameterVisibility.PRIVATE:
+            private.append(name)
+        elif name in task.param_kwargs:
+            values[name] = param.serialize(task.param_kwargs[name])
+    return values, private
+
+
+def describe_input(target: Any) -> dict[str, Any]:
+    """Location, size and mtime (one stat) of a target the task read."""
+    entry = describe_location(target)
+    try:
+        if isinstance(target, LocalTargetMixin):
+            stat = os.stat(target.path)
+            entry.update(size=stat.st_size, mtime=stat.st_mtime)
+        elif hasattr(target, "fs_name"):
+            remote = target.stat()
+            entry.update(size=remote.size, mtime=remote.mtime)
+    except Exception as exc:  # gone, or a directory the storage cannot stat: the location is still recorded
+        entry["stat_error"] = redact(f"{type(exc).__name__}: {exc}")
+    return entry
+
+
+def build_record(task: luigi.Task, started: float, ended: float) -> dict[str, Any]:
+    """The record of a run of ``task`` that went from ``started`` to ``ended`` (epoch seconds)."""
+    values, private = parameters(task)
+    module = type(task).__module__
+    record: dict[str, Any] = {
+        "pylaw_provenance": FORMAT,
+        "task": {"family": task.get_task_family(), "module": module, "task_id": task.task_id},
+        "parameters": values,
+        "private_parameters": private,
+        "code": code_version(module),
+        "environment": {**host(), "packages": package_versions()},
+        "location": run_location(),
+        "time": {"start": _utc(started), "end": _utc(ended), "seconds": round(ended - started, 6)},
+        "outputs": [describe_location(leaf) for leaf in iter_leaves(task.output())],
+        "inputs": [describe_input(leaf) for leaf in iter_leaves(task.input())],
+    }
+    if "shift" in values:
+        record["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
+    return record
+
+
+def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True) -> None:
+    """Write the record of a successful run beside the task's first output; never raises.
+
+    ``verified``: the outputs are known to exist (pylaw checked them); else (a task with
+    its own ``complete()``) a record is written only if the first output exists.
+    """
+    try:
+        if not enabled():
+            return
+        output = anchor(task.output())
+        if output is None or (not verified and not output.exists()):
+            return
+        text = json.dumps(build_record(task, started, ended), indent=1, default=str)
+        if isinstance(output, LocalTargetMixin):
+            _write_local(output.path, text)
+        else:
+            with record_target(output).open("w") as f:
+                f.write(text)
+    except Exception as exc:
+        logger.warning("%s: could not write its provenance record (the task succeeded): %s: %s",
+                       task, type(exc).__name__, redact(str(exc)))
+
+
+#: record directories made by this process (one mkdir per directory, not per record)
+_MADE: set[str] = set()
+
+
+def _write_local(output_path: str, text: str) -> None:
+    """Atomically (temporary name, rename) write the record of the local output ``output_path``."""
+    directory, _, basename = output_path.rpartition("/")
+    records = f"{directory}/{RECORD_DIR}"
+    if records not in _MADE:
+        os.makedirs(records, exist_ok=True)
+        _MADE.add(records)
+    tmp = f"{records}/{temporary_name(basename)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for outputs
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, f"{records}/{basename}.json")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# -- reading records -------------------------------------------------------------------------
+
+def read_record(output: FileSystemTarget) -> dict[str, Any] | None:
+    """The record beside ``output`` (written by the run that made it), or None if there is none."""
+    global reads
+    reads += 1
+    target = record_target(output)
+    try:
+        with target.open("r") as f:
+            text = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise ProvenanceError(f"the provenance record {getattr(target, 'path', target)} of {output.path} is "
+                              f"not JSON ({exc}): remove it") from exc
+    if not isinstance(record, dict) or "pylaw_provenance" not in record:
+        raise ProvenanceError(f"{getattr(target, 'path', target)} is no pylaw provenance record")
+    return record
+
+
+def find_record(output: FileSystemTarget) -> dict[str, Any] | None:
+    """The record of the run that wrote ``output``, also when it is not the run's first output.
+
+    A run's record sits beside its first output only; for the others, the records in the
+    same directory are searched for one that lists ``output``.
+    """
+    record = read_record(output)
+    if record is not None:
+        return record
+    wanted = describe_location(output).get("path")
+    for name in _record_names(output):
+        sibling = output.parent.child(name[:-len(".json")], "f")
+        candidate = read_record(sibling)  # type: ignore[arg-type]
+        if candidate and any(o.get("path") == wanted for o in candidate.get("outputs", [])):
+            return candidate
+    return None
+
+
+def _record_names(output: FileSystemTarget) -> Iterator[str]:
+    records = output.parent.child(RECORD_DIR, "d")
+    try:
+        names = records.listdir()  # type: ignore[attr-defined]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        if "not found" in str(exc).lower() or "no such" in str(exc).lower():
+            return
+        raise
+    yield from (name for name in names if name.endswith(".json") and not name.startswith("."))
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def target_for(location: str | dict[str, Any]) -> FileSystemTarget:
+    """A target for a local path, a URL on a configured storage element, or a record's location entry."""
+    from pylaw.target.local import LocalFileTarget
+
+    if isinstance(location, dict):
+        if location.get("fs"):
+            from pylaw.target.remote.target import RemoteFileTarget
+
+            return RemoteFileTarget(location["path"], fs=location["fs"])
+        if "path" not in location:
+            raise ProvenanceError(f"the record names an input pylaw cannot locate: {location}")
+        location = location["path"]
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if not _URL.match(location):
+        return LocalFileTarget(location)
+    return _remote_target_for_url(location)
+
+
+def _remote_target_for_url(url: str) -> FileSystemTarget:
+    from pylaw.target.remote.target import RemoteFileTarget, get_filesystem
+
+    names = [s.partition(":")[2] for s in luigi.configuration.get_config().sections() if s.startswith("storage:")]
+    for name in names:
+        fs = get_filesystem(name)
+        for base in {b for bases in (fs.bases, *fs.operation_bases.values()) for b in bases}:
+            if url.startswith(base + "/"):
+                return RemoteFileTarget(url[len(base):], fs=fs)
+    raise ProvenanceError(f"{redact(url)} is on no configured storage element ([storage:NAME] sections: "
+                          f"{', '.join(names) or 'none'}): add one whose base it starts with")
