@@ -1,26 +1,29 @@
-"""Provenance records: what made an output, written next to it by every task run.
+"""Provenance records: what made an output, written beside it by every task run.
 
-One record per successful ``run()`` of a :class:`pylaw.Task`, a small JSON file in a
-hidden directory beside the task's first output::
+One record per successful ``run()`` of a :class:`pylaw.Task` (whatever its number of
+outputs), one line of JSON, kept in a hidden directory beside the task's first output::
 
-    <dir>/out_3.txt                      the output
-    <dir>/.pylaw-prov/out_3.txt.json     its record (one per task run, whatever the output count)
+    <dir>/out_3.txt                          a local output
+    <dir>/.pylaw-prov/records.jsonl          one line per task run that wrote into <dir>
+    <se>/<dir>/reco.root                     a remote output
+    <se>/<dir>/.pylaw-prov/reco.root.json    its record, uploaded beside it
 
-The hidden directory keeps the record out of everything that looks at outputs: no
-collection, listing-based existence check or ``complete()`` ever sees it, and a directory
-of 10k outputs gains one entry, not 10k. A remote output's record is uploaded beside it
-on the same storage element the same way (atomically, as outputs are).
+The hidden directory keeps records out of everything that looks at outputs: no
+collection, listing-based existence check or ``complete()`` ever counts it, and a
+directory of 10k outputs gains one entry. Locally, records of one directory share an
+append-only log (one ``write()`` per record: a file per record would cost as much as the
+outputs of trivial tasks); a remote output's record is a file uploaded atomically beside
+it, as outputs are.
 
 The record is written after ``run()`` returned and every declared output exists, so a
 crash leaves outputs without record, never a record without outputs. Writing it never
 fails the task: a record that cannot be written is a warning. What stays the same for a
-whole process (code version, package versions, host, run location) is computed once.
-``[provenance] enabled = false`` switches records off.
+whole process (code version, package versions, host, run location) is computed and
+serialised once. ``[provenance] enabled = false`` switches records off.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
 import importlib.metadata
 import json
@@ -31,14 +34,13 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import luigi
 
 import pylaw
 from pylaw.errors import ProvenanceError
-from pylaw.target.base import FileSystemTarget, temporary_name
+from pylaw.target.base import FileSystemTarget
 from pylaw.target.collection import iter_leaves
 from pylaw.target.local import LocalTargetMixin
 from pylaw.target.remote.interface import redact
@@ -47,6 +49,8 @@ logger = logging.getLogger("pylaw.provenance")
 
 #: the hidden directory beside an output that holds the records of the tasks writing there
 RECORD_DIR = ".pylaw-prov"
+#: the log of records of one local output directory, inside RECORD_DIR
+LOG_NAME = "records.jsonl"
 #: version of the record layout (bumped on incompatible changes)
 FORMAT = 1
 #: packages whose versions are recorded when the process has imported them
@@ -76,7 +80,7 @@ def anchor(output: Any) -> FileSystemTarget | None:
 
 
 def record_target(output: FileSystemTarget) -> Any:
-    """The record file of the task run that wrote ``output`` (local or on its storage element)."""
+    """The record file of the task run that wrote the remote ``output`` first."""
     return output.parent.child(f"{RECORD_DIR}/{output.basename}.json", "f")
 
 
@@ -191,19 +195,19 @@ def run_location(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[st
 
 # -- building and writing a record -------------------------------------------------------
 
-def _utc(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="milliseconds")
-
-
 def parameters(task: luigi.Task) -> tuple[dict[str, str], list[str]]:
     """Every parameter value as Luigi serialises it on the command line, and the private names (no value)."""
     values, private = {}, []
+    kwargs = task.param_kwargs
     for name, param in task.get_params():
-        if param.visibility == luigi.parameter.ParameterVisibility.PRIVATE:
+        if param.visibility == PRIVATE:
             private.append(name)
-        elif name in task.param_kwargs:
-            values[name] = param.serialize(task.param_kwargs[name])
+        elif name in kwargs:
+            values[name] = param.serialize(kwargs[name])
     return values, private
+
+
+PRIVATE = luigi.parameter.ParameterVisibility.PRIVATE
 
 
 def describe_input(target: Any) -> dict[str, Any]:
@@ -221,25 +225,35 @@ def describe_input(target: Any) -> dict[str, Any]:
     return entry
 
 
+@functools.cache
+def _static_part(module: str) -> str:
+    """The JSON members every record of this process and task module shares (computed once)."""
+    return json.dumps({"code": code_version(module), "environment": {**host(), "packages": package_versions()},
+                       "location": run_location()}, separators=(",", ":"))[1:-1]
+
+
 def build_record(task: luigi.Task, started: float, ended: float) -> dict[str, Any]:
     """The record of a run of ``task`` that went from ``started`` to ``ended`` (epoch seconds)."""
+    return json.loads(record_text(task, started, ended))
+
+
+def record_text(task: luigi.Task, started: float, ended: float) -> str:
+    """The record as one line of JSON; the part shared by the whole process is serialised once."""
     values, private = parameters(task)
     module = type(task).__module__
-    record: dict[str, Any] = {
+    dynamic: dict[str, Any] = {
         "pylaw_provenance": FORMAT,
-        "task": {"family": task.get_task_family(), "module": module, "task_id": task.task_id},
+        "task": {"family": task.get_task_family(), "module": module},
         "parameters": values,
         "private_parameters": private,
-        "code": code_version(module),
-        "environment": {**host(), "packages": package_versions()},
-        "location": run_location(),
-        "time": {"start": _utc(started), "end": _utc(ended), "seconds": round(ended - started, 6)},
+        "time": {"start": started, "end": ended},
         "outputs": [describe_location(leaf) for leaf in iter_leaves(task.output())],
         "inputs": [describe_input(leaf) for leaf in iter_leaves(task.input())],
     }
     if "shift" in values:
-        record["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
-    return record
+        dynamic["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
+    text = json.dumps(dynamic, separators=(",", ":"), default=str)
+    return f"{text[:-1]},{_static_part(module)}}}"
 
 
 def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True) -> None:
@@ -254,44 +268,78 @@ def write_record(task: luigi.Task, started: float, ended: float, verified: bool 
         output = anchor(task.output())
         if output is None or (not verified and not output.exists()):
             return
-        text = json.dumps(build_record(task, started, ended), indent=1, default=str)
+        text = record_text(task, started, ended)
         if isinstance(output, LocalTargetMixin):
-            _write_local(output.path, text)
+            _append_local(output.path.rpartition("/")[0], text)
         else:
             with record_target(output).open("w") as f:
-                f.write(text)
+                f.write(text + "\n")
     except Exception as exc:
         logger.warning("%s: could not write its provenance record (the task succeeded): %s: %s",
                        task, type(exc).__name__, redact(str(exc)))
 
 
-#: record directories made by this process (one mkdir per directory, not per record)
-_MADE: set[str] = set()
+#: open record logs of this process, by directory (appending to an open file costs 5 us,
+#: opening it 20 us more); a few only, for tasks writing into many directories
+_LOGS: dict[str, int] = {}
+_MAX_OPEN_LOGS = 32
 
 
-def _write_local(output_path: str, text: str) -> None:
-    """Atomically (temporary name, rename) write the record of the local output ``output_path``."""
-    directory, _, basename = output_path.rpartition("/")
-    records = f"{directory}/{RECORD_DIR}"
-    if records not in _MADE:
-        os.makedirs(records, exist_ok=True)
-        _MADE.add(records)
-    tmp = f"{records}/{temporary_name(basename)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for outputs
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, f"{records}/{basename}.json")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def log_path(directory: str) -> str:
+    """The record log of the local output directory ``directory``."""
+    return f"{directory}/{RECORD_DIR}/{LOG_NAME}"
+
+
+def _append_local(directory: str, text: str) -> None:
+    """Append one record to the directory's log: one ``write()`` of one line.
+
+    Appends are atomic with respect to each other on a local file system (O_APPEND); the
+    leading newline ends a line that a killed writer left unfinished, so a torn record
+    never spoils the next one (readers skip lines that are no JSON).
+    """
+    fd = _LOGS.get(directory)
+    if fd is None:
+        path = log_path(directory)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        if len(_LOGS) >= _MAX_OPEN_LOGS:
+            os.close(_LOGS.pop(next(iter(_LOGS))))
+        _LOGS[directory] = fd
+    data = f"\n{text}\n".encode()
+    if os.write(fd, data) != len(data):
+        raise OSError(f"short write to {log_path(directory)} (disk full?)")
 
 
 # -- reading records -------------------------------------------------------------------------
 
-def read_record(output: FileSystemTarget) -> dict[str, Any] | None:
-    """The record beside ``output`` (written by the run that made it), or None if there is none."""
+def read_log(directory: str) -> dict[str, dict[str, Any]]:
+    """Output path -> the latest record naming it, from the log of a local directory (one read)."""
+    global reads
+    reads += 1
+    try:
+        with open(log_path(directory), "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    by_output: dict[str, dict[str, Any]] = {}
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a record its writer did not finish (killed)
+        for output in record.get("outputs", ()):
+            if "path" in output and "fs" not in output:
+                by_output[output["path"]] = record
+    return by_output
+
+
+def read_remote_record(output: Any) -> dict[str, Any] | None:
+    """The record uploaded beside a remote output, or None."""
     global reads
     reads += 1
     target = record_target(output)
@@ -303,42 +351,31 @@ def read_record(output: FileSystemTarget) -> dict[str, Any] | None:
     try:
         record = json.loads(text)
     except ValueError as exc:
-        raise ProvenanceError(f"the provenance record {getattr(target, 'path', target)} of {output.path} is "
-                              f"not JSON ({exc}): remove it") from exc
-    if not isinstance(record, dict) or "pylaw_provenance" not in record:
-        raise ProvenanceError(f"{getattr(target, 'path', target)} is no pylaw provenance record")
-    return record
+        raise ProvenanceError(f"the provenance record {target.path} of {output.path} is not JSON ({exc}): "
+                              f"remove it") from exc
+    return record if isinstance(record, dict) else None
 
 
 def find_record(output: FileSystemTarget) -> dict[str, Any] | None:
-    """The record of the run that wrote ``output``, also when it is not the run's first output.
-
-    A run's record sits beside its first output only; for the others, the records in the
-    same directory are searched for one that lists ``output``.
-    """
-    record = read_record(output)
+    """The record of the run that wrote ``output`` (its first output, or another one in the same directory)."""
+    if isinstance(output, LocalTargetMixin):
+        return read_log(output.path.rpartition("/")[0] or "/").get(output.path)
+    record = read_remote_record(output)
     if record is not None:
         return record
-    wanted = describe_location(output).get("path")
-    for name in _record_names(output):
-        sibling = output.parent.child(name[:-len(".json")], "f")
-        candidate = read_record(sibling)  # type: ignore[arg-type]
-        if candidate and any(o.get("path") == wanted for o in candidate.get("outputs", [])):
+    for name in _remote_record_names(output):  # ``output`` may be another than the run's first output
+        candidate = read_remote_record(output.parent.child(name[:-len(".json")], "f"))
+        if candidate and any(o.get("path") == output.path for o in candidate.get("outputs", [])):
             return candidate
     return None
 
 
-def _record_names(output: FileSystemTarget) -> Iterator[str]:
-    records = output.parent.child(RECORD_DIR, "d")
+def _remote_record_names(output: Any) -> list[str]:
     try:
-        names = records.listdir()  # type: ignore[attr-defined]
+        names = output.parent.child(RECORD_DIR, "d").listdir()
     except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:
-        if "not found" in str(exc).lower() or "no such" in str(exc).lower():
-            return
-        raise
-    yield from (name for name in names if name.endswith(".json") and not name.startswith("."))
+        return []
+    return [name for name in names if name.endswith(".json") and not name.startswith(".")]
 
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -355,12 +392,11 @@ def target_for(location: str | dict[str, Any]) -> FileSystemTarget:
             return RemoteFileTarget(location["path"], fs=location["fs"])
         if "path" not in location:
             raise ProvenanceError(f"the record names an input pylaw cannot locate: {location}")
-        location = location["path"]
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if not _URL.match(location):
-        return LocalFileTarget(location)
-    return _remote_target_for_url(location)
+        location = str(location["path"])
+    path = location[len("file://"):] if location.startswith("file://") else location
+    if not _URL.match(path):
+        return LocalFileTarget(path)
+    return _remote_target_for_url(path)
 
 
 def _remote_target_for_url(url: str) -> FileSystemTarget:

@@ -25,6 +25,7 @@ from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive, luigi_private
 from pylaw.ce import configured as configured_computing_elements
 from pylaw.cli import preflight
+from pylaw.cli import provenance as provenance_cli
 from pylaw.cli.execution import execute
 from pylaw.cli.index import build_index, find_module, import_task_module, read_index
 from pylaw.cli.init import write_config
@@ -209,6 +210,7 @@ def _commands() -> argparse.ArgumentParser:
     shifts.add_argument("module", help="module defining the task")
     shifts.add_argument("task", help="the most downstream task of the table")
     shifts.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --n-chunks 2")
+    provenance_cli.add_commands(sub)
     return commands
 
 
@@ -239,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif ns.command == "shifts":
             import_task_module(ns.module)
             print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))
+        elif ns.command in ("provenance", "reproduce"):
+            return provenance_cli.dispatch(ns)
         return EXIT_OK
     except configparser.Error as exc:
         print(f"pylaw: error: malformed configuration: {_one_line(exc)}", file=sys.stderr)
