@@ -1,19 +1,20 @@
-"""Provenance records: what made an output, written beside it by every task run.
+"""Provenance records: what made an output, written by every task run.
 
 One record per successful ``run()`` of a :class:`pylaw.Task` (whatever its number of
-outputs), one line of JSON, kept in a hidden directory beside the task's first output::
+outputs): one line of JSON, filed under the directory of the task's first output in a
+hidden tree at the root of the output's storage, which mirrors the layout of the outputs::
 
-    <dir>/out_3.txt                          a local output
-    <dir>/.pylaw-prov/records.jsonl          one line per task run that wrote into <dir>
-    <se>/<dir>/reco.root                     a remote output
-    <se>/<dir>/.pylaw-prov/reco.root.json    its record, uploaded beside it
+    <store>/Plot/v1/mass.png                              a local output
+    <store>/.pylaw-prov/Plot/v1/records.jsonl             one line per task run writing there
+    <se base>/reco/v1/reco.root                           a remote output
+    <se base>/.pylaw-prov/reco/v1/reco.root.json          its record, on the same storage element
 
-The hidden directory keeps records out of everything that looks at outputs: no
-collection, listing-based existence check or ``complete()`` ever counts it, and a
-directory of 10k outputs gains one entry. Locally, records of one directory share an
-append-only log (one ``write()`` per record: a file per record would cost as much as the
-outputs of trivial tasks); a remote output's record is a file uploaded atomically beside
-it, as outputs are.
+Output directories are left exactly as the tasks write them: no listing, collection,
+existence check or ``complete()`` ever sees a record, and removing outputs leaves no
+stray entry. (A local output outside the store has its records in ``.pylaw-prov/``
+beside it.) Locally, the records of one directory share an append-only log (one
+``write()`` per record: a file per record doubled the run time of trivial tasks); a
+remote output's record is a file uploaded atomically, as outputs are.
 
 The record is written after ``run()`` returned and every declared output exists, so a
 crash leaves outputs without record, never a record without outputs. Writing it never
@@ -39,6 +40,7 @@ from typing import Any
 import luigi
 
 import pylaw
+from pylaw import config
 from pylaw.errors import ProvenanceError
 from pylaw.target.base import FileSystemTarget
 from pylaw.target.collection import iter_leaves
@@ -47,7 +49,7 @@ from pylaw.target.remote.interface import redact
 
 logger = logging.getLogger("pylaw.provenance")
 
-#: the hidden directory beside an output that holds the records of the tasks writing there
+#: the hidden directory, at the root of a storage, that holds the records (mirroring the outputs' layout)
 RECORD_DIR = ".pylaw-prov"
 #: the log of records of one local output directory, inside RECORD_DIR
 LOG_NAME = "records.jsonl"
@@ -79,9 +81,19 @@ def anchor(output: Any) -> FileSystemTarget | None:
     return next((leaf for leaf in iter_leaves(output) if isinstance(leaf, FileSystemTarget)), None)
 
 
-def record_target(output: FileSystemTarget) -> Any:
-    """The record file of the task run that wrote the remote ``output`` first."""
-    return output.parent.child(f"{RECORD_DIR}/{output.basename}.json", "f")
+def record_target(output: Any) -> Any:
+    """The record file of the task run whose first output is the remote ``output``."""
+    from pylaw.target.remote.target import RemoteFileTarget
+
+    return RemoteFileTarget(f"/{RECORD_DIR}{output.path}.json", fs=output._fs or output.fs_name)
+
+
+def record_directory(directory: str) -> str:
+    """Where the records of the local output directory ``directory`` are kept."""
+    root = config.store_root()
+    if directory == root or directory.startswith(root + "/"):
+        return f"{root}/{RECORD_DIR}{directory[len(root):]}"
+    return f"{directory}/{RECORD_DIR}"
 
 
 def describe_location(target: Any) -> dict[str, Any]:
@@ -279,7 +291,7 @@ def write_record(task: luigi.Task, started: float, ended: float, verified: bool 
                        task, type(exc).__name__, redact(str(exc)))
 
 
-#: open record logs of this process, by directory (appending to an open file costs 5 us,
+#: open record logs of this process, by path (appending to an open file costs 5 us,
 #: opening it 20 us more); a few only, for tasks writing into many directories
 _LOGS: dict[str, int] = {}
 _MAX_OPEN_LOGS = 32
@@ -287,7 +299,7 @@ _MAX_OPEN_LOGS = 32
 
 def log_path(directory: str) -> str:
     """The record log of the local output directory ``directory``."""
-    return f"{directory}/{RECORD_DIR}/{LOG_NAME}"
+    return f"{record_directory(directory)}/{LOG_NAME}"
 
 
 def _append_local(directory: str, text: str) -> None:
@@ -297,9 +309,12 @@ def _append_local(directory: str, text: str) -> None:
     leading newline ends a line that a killed writer left unfinished, so a torn record
     never spoils the next one (readers skip lines that are no JSON).
     """
-    fd = _LOGS.get(directory)
+    path = log_path(directory)
+    fd = _LOGS.get(path)
+    if fd is not None and os.fstat(fd).st_nlink == 0:  # removed since (a store wiped in a long-lived process)
+        os.close(_LOGS.pop(path))
+        fd = None
     if fd is None:
-        path = log_path(directory)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except FileNotFoundError:
@@ -307,10 +322,10 @@ def _append_local(directory: str, text: str) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         if len(_LOGS) >= _MAX_OPEN_LOGS:
             os.close(_LOGS.pop(next(iter(_LOGS))))
-        _LOGS[directory] = fd
+        _LOGS[path] = fd
     data = f"\n{text}\n".encode()
     if os.write(fd, data) != len(data):
-        raise OSError(f"short write to {log_path(directory)} (disk full?)")
+        raise OSError(f"short write to {path} (disk full?)")
 
 
 # -- reading records -------------------------------------------------------------------------
@@ -372,7 +387,7 @@ def find_record(output: FileSystemTarget) -> dict[str, Any] | None:
 
 def _remote_record_names(output: Any) -> list[str]:
     try:
-        names = output.parent.child(RECORD_DIR, "d").listdir()
+        names = record_target(output).parent.listdir()
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [name for name in names if name.endswith(".json") and not name.startswith(".")]
