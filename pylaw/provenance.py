@@ -330,12 +330,35 @@ def _append_local(directory: str, text: str) -> None:
 
 # -- reading records -------------------------------------------------------------------------
 
+def find_log(directory: str) -> str | None:
+    """The record log of a local output directory, in whichever store it lies (None: it has none).
+
+    The current store's is tried first; an output of another store (a colleague's, an
+    older one) has its log in the ``.pylaw-prov`` tree of the closest ancestor holding one.
+    """
+    path = log_path(directory)
+    if os.path.exists(path):
+        return path
+    ancestor = directory
+    while True:
+        candidate = f"{ancestor.rstrip('/')}/{RECORD_DIR}{directory[len(ancestor):]}/{LOG_NAME}"
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(ancestor)
+        if parent == ancestor:
+            return None
+        ancestor = parent
+
+
 def read_log(directory: str) -> dict[str, dict[str, Any]]:
     """Output path -> the latest record naming it, from the log of a local directory (one read)."""
     global reads
     reads += 1
+    path = find_log(directory)
+    if path is None:
+        return {}
     try:
-        with open(log_path(directory), "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError):
         return {}

@@ -8,7 +8,7 @@ without recomputing anything. An existing output is *stale* when
 * a recorded parameter value differs from the one requested now (a changed default,
   or a parameter that is not part of the output's path),
 * it was made from other inputs than the task requires now (an upstream parameter changed),
-* one of its inputs changed after it was made (newer mtime or other size), or
+* one of its inputs changed after it was made (another mtime or size than recorded), or
 * a task it requires is stale (transitively).
 
 Only ``--print-status N --stale`` and ``--remove-output N --stale`` read records; plain
@@ -139,11 +139,15 @@ def _input_changes(task: luigi.Task, record: dict[str, Any]) -> list[str]:
     for key, leaf in current.items():
         entry = recorded[key]
         now = provenance.describe_input(leaf)
-        if "mtime" not in now or "mtime" not in entry:
+        if "mtime" not in now:
             continue
-        if now["mtime"] > started + MTIME_SLACK or now["size"] != entry.get("size"):
-            where = now.get("url") or now.get("path")
-            return [f"older than its input {where} (changed after it was made)"]
+        if "mtime" in entry:  # compared with itself: no clock of another host involved
+            changed = now["mtime"] != entry["mtime"] or now["size"] != entry.get("size")
+        else:
+            changed = now["mtime"] > started + MTIME_SLACK
+        if changed:
+            return [f"its input {now.get('url') or now.get('path')} changed after it was made "
+                    f"(newer or other size than recorded)"]
     return []
 
 
