@@ -35,6 +35,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import luigi
@@ -181,13 +182,14 @@ def _condor_job_ad(path: str) -> dict[str, str]:
     return found
 
 
-def run_location(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, Any]:
+def run_location(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Where this process runs: ``{"system": "local"|"slurm"|"htcondor"|..., "job_id": ..., ...}``.
 
     Batch systems say it in the environment of the job (HTCondor in its job ad).
     ``PYLAW_JOB_SYSTEM``/``PYLAW_JOB_ID``, set by a job wrapper, name any other system
-    (an ARC or gLite job id) the same way.
+    (an ARC or gLite job id) the same way. ``env``: the process environment by default.
     """
+    env = os.environ if env is None else env
     if env.get("PYLAW_JOB_ID"):
         return {"system": env.get("PYLAW_JOB_SYSTEM", "batch"), "job_id": env["PYLAW_JOB_ID"]}
     if env.get("SLURM_JOB_ID"):

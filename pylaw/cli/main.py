@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_task_module(ns.module)
             print(shift_table(build_task(load_task_class(ns.module, ns.task), ns.params)))
         elif ns.command in ("provenance", "reproduce"):
-            return provenance_cli.dispatch(ns)
+            return provenance_cli.dispatch(ns.command, ns.location, getattr(ns, "json", False),
+                                           getattr(ns, "run", False))
         return EXIT_OK
     except configparser.Error as exc:
         print(f"pylaw: error: malformed configuration: {_one_line(exc)}", file=sys.stderr)

@@ -8,7 +8,6 @@ the current checkout holds: the command would then make something else.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib
 import json
@@ -31,13 +30,13 @@ def add_commands(sub: Any) -> None:
     again.add_argument("--run", action="store_true", help="run the command (outputs go to the current store)")
 
 
-def dispatch(ns: argparse.Namespace) -> int:
-    """Perform ``pylaw provenance`` or ``pylaw reproduce``; returns the exit code."""
-    if ns.command == "provenance":
-        return print_provenance(ns.location, ns.json)
-    command = reproduce_command(record_of(ns.location))
+def dispatch(command_name: str, location: str, as_json: bool = False, run: bool = False) -> int:
+    """Perform ``pylaw provenance`` or ``pylaw reproduce`` on ``location``; returns the exit code."""
+    if command_name == "provenance":
+        return print_provenance(location, as_json)
+    command = reproduce_command(record_of(location))
     print(shlex.join(command))
-    if not ns.run:
+    if not run:
         return 0
     sys.stdout.flush()
     from pylaw.cli import main
