@@ -350,6 +350,9 @@ def _read_request(parser: CmdlineParser) -> _Request:
     if len(given) > 1:
         return _Request(parser, None, f"{' and '.join(flags)} given together: one interactive action per "
                                       "command (nothing was done)")
+    if options.stale and (not given or given[0][0] not in ("print_status", "remove_output")):
+        return _Request(parser, None, "--stale goes with --print-status DEPTH or --remove-output DEPTH "
+                                      "(nothing was done)")
     if given and given[0][1] < -1:
         return _Request(parser, None, f"{flags[0]} {given[0][1]}: the depth must be -1 (all) or 0 or more")
     return _Request(parser, given[0] if given else None, None)

@@ -119,7 +119,7 @@ class StalenessChecker:
             if param.significant and name in values and name in recorded and recorded[name] != values[name]:
                 stale.append(f"made with {name}={recorded[name]}, requested {name}={values[name]}")
         stale += _input_changes(task, record)
-        if _mtime(output) > record["time"]["end"] + MTIME_SLACK:
+        if output_mtime(output) > record["time"]["end"] + MTIME_SLACK:
             verdict.notes.append("the output was rewritten after its record (by a run without records?)")
         return stale
 
@@ -151,7 +151,8 @@ def _input_changes(task: luigi.Task, record: dict[str, Any]) -> list[str]:
     return []
 
 
-def _mtime(target: Any) -> float:
+def output_mtime(target: Any) -> float:
+    """The modification time of a local or remote target; 0 when it cannot be had."""
     try:
         return os.stat(target.path).st_mtime if isinstance(target, LocalTargetMixin) else target.stat().mtime
     except Exception:  # unknown: never makes a record look outdated

@@ -239,3 +239,42 @@ def test_the_example_plot_is_reproduced_from_its_record_alone(tmp_path):
 def make_repo_in_place(path):
     git(path, "init", "-q")
     commit_all(path, "the analysis")
+
+
+def test_stale_without_an_action_that_reads_it_is_refused(analysis):
+    refused = analysis.run("pyl", "Top", "--version", "v1", "--stale", check=False)
+    assert refused.returncode == 2 and "--stale goes with --print-status" in refused.stderr
+    assert not analysis.path("Top", "v1", "top.json").exists()  # nothing ran
+
+
+def test_reproduce_a_branch_and_warn_about_an_output_rewritten_after_its_record(analysis):
+    (analysis.repo / "wide.py").write_text('''
+import luigi
+import pylaw
+
+
+class Wide(pylaw.Task, pylaw.LocalWorkflow):
+    scale = luigi.IntParameter(default=2)
+
+    def create_branch_map(self):
+        return list(range(3))
+
+    def output(self):
+        return self.local_target(f"w_{self.branch}.json")
+
+    def run(self):
+        self.output().dump({"value": self.branch * self.scale})
+''')
+    commit_all(analysis.repo, "a workflow")
+    analysis.run("pyl", "--module", "wide", "Wide", "--version", "v1", "--scale", "5")
+    branch = analysis.path("Wide", "v1", "scale=5", "w_2.json")
+    command = analysis.run("pylaw", "reproduce", branch).stdout.strip()
+    assert shlex.split(command) == ["pyl", "--module", "wide", "Wide", "--version", "v1", "--branch", "2",
+                                    "--scale", "5"]
+    branch.unlink()
+    clean = analysis.run("pyl", *shlex.split(command)[1:])  # the command alone remakes the branch
+    assert json.loads(branch.read_text()) == {"value": 10}, clean.stderr
+    later = time.time() + 100
+    os.utime(branch, (later, later))
+    warned = analysis.run("pylaw", "provenance", branch)
+    assert "was modified after its record was written" in warned.stderr

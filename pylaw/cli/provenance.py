@@ -18,6 +18,7 @@ from typing import Any
 
 from pylaw import provenance
 from pylaw.errors import NotReproducibleError, ProvenanceError
+from pylaw.staleness import MTIME_SLACK, output_mtime
 
 
 def add_commands(sub: Any) -> None:
@@ -53,6 +54,9 @@ def record_of(location: str) -> dict[str, Any]:
     if record is None:
         raise ProvenanceError(f"no provenance record for {location}: it was not made by a pylaw task run with "
                               f"[provenance] enabled (or it is not the output of a task)")
+    if output_mtime(target) > record["time"]["end"] + MTIME_SLACK:
+        print(f"pylaw: warning: {location} was modified after its record was written (by something that "
+              f"writes no record?): the record may not describe it", file=sys.stderr)
     return record
 
 
