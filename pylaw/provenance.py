@@ -25,6 +25,7 @@ serialised once. ``[provenance] enabled = false`` switches records off.
 
 from __future__ import annotations
 
+import configparser
 import functools
 import importlib.metadata
 import json
@@ -36,13 +37,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import luigi
 
 import pylaw
 from pylaw import config
-from pylaw.errors import ProvenanceError
+from pylaw.errors import ConfigError, ProvenanceError
 from pylaw.target.base import FileSystemTarget
 from pylaw.target.collection import iter_leaves
 from pylaw.target.local import LocalTargetMixin
@@ -70,9 +72,16 @@ class provenance(luigi.Config):  # noqa: N801 - the class name is the config sec
     enabled = luigi.BoolParameter(default=True, description="write a provenance record for every task run")
 
 
+@functools.cache
 def enabled() -> bool:
-    """``[provenance] enabled`` (read directly: this runs once per task run)."""
-    return luigi.configuration.get_config().getboolean("provenance", "enabled", True)
+    """``[provenance] enabled``, read once per process, as the code version is (per task run,
+    Luigi's look-up cost 70 us, a tenth of a trivial task)."""
+    value = configparser.RawConfigParser.get(luigi.configuration.get_config(), "provenance", "enabled", raw=True,
+                                             fallback="true")
+    state = configparser.RawConfigParser.BOOLEAN_STATES.get(str(value).strip().lower())
+    if state is None:
+        raise ConfigError(f"[provenance] enabled = {value!r}: use true or false")
+    return state
 
 
 # -- where records live --------------------------------------------------------------------
@@ -239,50 +248,89 @@ def describe_input(target: Any) -> dict[str, Any]:
     return entry
 
 
+#: one encoder for every record (``json.dumps`` with options builds a new one per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 @functools.cache
 def _static_part(module: str) -> str:
     """The JSON members every record of this process and task module shares (computed once)."""
-    return json.dumps({"code": code_version(module), "environment": {**host(), "packages": package_versions()},
-                       "location": run_location()}, separators=(",", ":"))[1:-1]
+    return _ENCODER.encode({"code": code_version(module), "environment": {**host(), "packages": package_versions()},
+                            "location": run_location()})[1:-1]
 
 
 def build_record(task: luigi.Task, started: float, ended: float) -> dict[str, Any]:
     """The record of a run of ``task`` that went from ``started`` to ``ended`` (epoch seconds)."""
-    return json.loads(record_text(task, started, ended))
+    return json.loads(record_text(task, started, ended, task.output()))
 
 
-def record_text(task: luigi.Task, started: float, ended: float) -> str:
-    """The record as one line of JSON; the part shared by the whole process is serialised once."""
-    values, private = parameters(task)
-    module = type(task).__module__
-    dynamic: dict[str, Any] = {
-        "pylaw_provenance": FORMAT,
-        "task": {"family": task.get_task_family(), "module": module},
-        "parameters": values,
-        "private_parameters": private,
-        "time": {"start": started, "end": ended},
-        "outputs": [describe_location(leaf) for leaf in iter_leaves(task.output())],
-        "inputs": [describe_input(leaf) for leaf in iter_leaves(task.input())],
-    }
-    if "shift" in values:
-        dynamic["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
-    text = json.dumps(dynamic, separators=(",", ":"), default=str)
-    return f"{text[:-1]},{_static_part(module)}}}"
+def record_text(task: luigi.Task, started: float, ended: float, outputs: Any) -> str:
+    """The record as one line of JSON.
+
+    The part shared by the whole process is serialised once, the part given by the class
+    and parameter values once per workflow (its branches differ in ``branch`` only).
+    """
+    outs = ",".join(map(_encode_entry, map(describe_location, iter_leaves(outputs))))
+    ins = ",".join(map(_encode_entry, map(describe_input, iter_leaves(task.input()))))
+    return (f'{_head(task)},"time":{{"start":{started!r},"end":{ended!r}}},"outputs":[{outs}],"inputs":[{ins}],'
+            f'{_static_part(type(task).__module__)}}}')
 
 
-def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True) -> None:
+def _encode_entry(entry: dict[str, Any]) -> str:
+    """JSON of an output or input entry; local ones formatted directly (3x faster than the encoder)."""
+    if len(entry) == 1 and "path" in entry:
+        return f'{{"path":{encode_basestring_ascii(entry["path"])}}}'
+    if len(entry) == 3 and "path" in entry and type(entry.get("size")) is int and type(entry.get("mtime")) is float:
+        return f'{{"path":{encode_basestring_ascii(entry["path"])},"size":{entry["size"]},"mtime":{entry["mtime"]!r}}}'
+    return _ENCODER.encode(entry)
+
+
+#: encoded record heads: (class, parameter values but the branch) -> text before and after the branch
+_HEADS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_MAX_HEADS = 1024
+_BRANCH_MARK = "\x00pylaw-branch\x00"
+
+
+def _head(task: luigi.Task) -> str:
+    """``{"pylaw_provenance":1,"task":...,"parameters":...`` (no closing brace) of ``task``'s record."""
+    kwargs = task.param_kwargs
+    numbered = type(kwargs.get("branch")) is int  # a workflow's branch: a number, safe to paste into JSON
+    key: tuple[Any, ...] | None = (type(task), *((k, v) for k, v in kwargs.items() if k != "branch" or not numbered))
+    try:
+        pieces = _HEADS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable parameter values (lists): encoded every time
+        key, pieces = None, None
+    if pieces is None:
+        values, private = parameters(task)
+        if numbered and "branch" in values:
+            values["branch"] = _BRANCH_MARK
+        head: dict[str, Any] = {"pylaw_provenance": FORMAT,
+                                "task": {"family": task.get_task_family(), "module": type(task).__module__},
+                                "parameters": values, "private_parameters": private}
+        if "shift" in values:
+            head["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
+        pieces = tuple(_ENCODER.encode(head)[:-1].split(_ENCODER.encode(_BRANCH_MARK)[1:-1]))
+        if key is not None and len(_HEADS) < _MAX_HEADS:
+            _HEADS[key] = pieces
+    return f"{pieces[0]}{kwargs['branch']}{pieces[1]}" if numbered and len(pieces) == 2 else pieces[0]
+
+
+def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True,
+                 outputs: Any = None) -> None:
     """Write the record of a successful run beside the task's first output; never raises.
 
     ``verified``: the outputs are known to exist (pylaw checked them); else (a task with
     its own ``complete()``) a record is written only if the first output exists.
+    ``outputs``: ``task.output()`` if the caller has it already.
     """
     try:
         if not enabled():
             return
-        output = anchor(task.output())
+        outputs = task.output() if outputs is None else outputs
+        output = anchor(outputs)
         if output is None or (not verified and not output.exists()):
             return
-        text = record_text(task, started, ended)
+        text = record_text(task, started, ended, outputs)
         if isinstance(output, LocalTargetMixin):
             _append_local(output.path.rpartition("/")[0], text)
         else:
@@ -293,9 +341,10 @@ def write_record(task: luigi.Task, started: float, ended: float, verified: bool 
                        task, type(exc).__name__, redact(str(exc)))
 
 
-#: open record logs of this process, by path (appending to an open file costs 5 us,
-#: opening it 20 us more); a few only, for tasks writing into many directories
-_LOGS: dict[str, int] = {}
+#: open record logs of this process: output directory -> (log path, descriptor). Appending
+#: to an open file costs 5 us, opening it 20 us more; a few only, for tasks writing into
+#: many directories.
+_LOGS: dict[str, tuple[str, int]] = {}
 _MAX_OPEN_LOGS = 32
 
 
@@ -311,20 +360,20 @@ def _append_local(directory: str, text: str) -> None:
     leading newline ends a line that a killed writer left unfinished, so a torn record
     never spoils the next one (readers skip lines that are no JSON).
     """
-    path = log_path(directory)
-    fd = _LOGS.get(path)
-    if fd is not None and os.fstat(fd).st_nlink == 0:  # removed since (a store wiped in a long-lived process)
-        os.close(_LOGS.pop(path))
-        fd = None
-    if fd is None:
+    path, fd = _LOGS.get(directory, ("", -1))
+    if fd >= 0 and os.fstat(fd).st_nlink == 0:  # removed since (a store wiped in a long-lived process)
+        os.close(_LOGS.pop(directory)[1])
+        fd = -1
+    if fd < 0:
+        path = log_path(directory)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         if len(_LOGS) >= _MAX_OPEN_LOGS:
-            os.close(_LOGS.pop(next(iter(_LOGS))))
-        _LOGS[path] = fd
+            os.close(_LOGS.pop(next(iter(_LOGS)))[1])
+        _LOGS[directory] = (path, fd)
     data = f"\n{text}\n".encode()
     if os.write(fd, data) != len(data):
         raise OSError(f"short write to {path} (disk full?)")

@@ -72,18 +72,20 @@ def _run_level(task: Any) -> Iterator[bool]:
 
 def _finish_run(task: Any, started: float) -> None:
     """The outermost ``run()`` returned: its outputs must exist; then they get their record."""
-    check_outputs_written(task)
-    provenance.write_record(task, started, time.time(), verified=type(task).complete is Task.complete)
+    verified = type(task).complete is Task.complete  # else its own complete() says what done means
+    outputs = task.output() if verified else None
+    check_outputs_written(task, outputs)
+    provenance.write_record(task, started, time.time(), verified=verified, outputs=outputs)
 
 
-def check_outputs_written(task: Any) -> None:
+def check_outputs_written(task: Any, outputs: Any = None) -> None:
     """Raise :class:`MissingOutputError` naming the declared outputs ``task`` did not write.
 
     A class with its own ``complete()`` decides itself what done means: not checked.
     """
     if type(task).complete is not Task.complete:
         return
-    outputs = task.output()
+    outputs = task.output() if outputs is None else outputs
     leaves = [leaf for leaf in iter_leaves(outputs) if isinstance(leaf, luigi.target.Target)]
     if not leaves or structure_exists(outputs) is not False:
         return
