@@ -25,7 +25,6 @@ serialised once. ``[provenance] enabled = false`` switches records off.
 
 from __future__ import annotations
 
-import configparser
 import functools
 import importlib.metadata
 import json
@@ -74,20 +73,18 @@ class provenance(luigi.Config):  # noqa: N801 - the class name is the config sec
 
 @functools.cache
 def enabled() -> bool:
-    """``[provenance] enabled``, read once per process, as the code version is (per task run,
-    Luigi's look-up cost 70 us, a tenth of a trivial task)."""
-    value = configparser.RawConfigParser.get(luigi.configuration.get_config(), "provenance", "enabled", raw=True,
-                                             fallback="true")
-    state = configparser.RawConfigParser.BOOLEAN_STATES.get(str(value).strip().lower())
-    if state is None:
-        raise ConfigError(f"[provenance] enabled = {value!r}: use true or false")
-    return state
+    """``[provenance] enabled`` (or ``--provenance-enabled``), read once per process as the code
+    version is: Luigi's look-up costs 70 us, a tenth of a trivial task."""
+    try:
+        return bool(provenance().enabled)
+    except Exception as exc:  # luigi raises plain errors for unparsable values
+        raise ConfigError(f"the [provenance] config section is malformed: {config.root_cause(exc)}") from exc
 
 
 # -- where records live --------------------------------------------------------------------
 
 def anchor(output: Any) -> FileSystemTarget | None:
-    """The output a task's record sits beside: its first file-system target (None: it has none)."""
+    """The output whose directory a task's record is filed under: its first file-system target (or None)."""
     return next((leaf for leaf in iter_leaves(output) if isinstance(leaf, FileSystemTarget)), None)
 
 
@@ -95,7 +92,7 @@ def record_target(output: Any) -> Any:
     """The record file of the task run whose first output is the remote ``output``."""
     from pylaw.target.remote.target import RemoteFileTarget
 
-    return RemoteFileTarget(f"/{RECORD_DIR}{output.path}.json", fs=output._fs or output.fs_name)
+    return RemoteFileTarget(f"/{RECORD_DIR}{output.path}.json", fs=output.fs)
 
 
 def record_directory(directory: str) -> str:
@@ -270,8 +267,10 @@ def record_text(task: luigi.Task, started: float, ended: float, outputs: Any) ->
     The part shared by the whole process is serialised once, the part given by the class
     and parameter values once per workflow (its branches differ in ``branch`` only).
     """
-    outs = ",".join(map(_encode_entry, map(describe_location, iter_leaves(outputs))))
-    ins = ",".join(map(_encode_entry, map(describe_input, iter_leaves(task.input()))))
+    outs = _encode_entry({"path": outputs.path}) if isinstance(outputs, LocalTargetMixin) \
+        else ",".join(map(_encode_entry, map(describe_location, iter_leaves(outputs))))
+    reads_nothing = type(task).requires is luigi.Task.requires and "requires" not in task.__dict__
+    ins = "" if reads_nothing else ",".join(map(_encode_entry, map(describe_input, iter_leaves(task.input()))))
     return (f'{_head(task)},"time":{{"start":{started!r},"end":{ended!r}}},"outputs":[{outs}],"inputs":[{ins}],'
             f'{_static_part(type(task).__module__)}}}')
 
@@ -327,7 +326,7 @@ def write_record(task: luigi.Task, started: float, ended: float, verified: bool 
         if not enabled():
             return
         outputs = task.output() if outputs is None else outputs
-        output = anchor(outputs)
+        output = outputs if isinstance(outputs, LocalTargetMixin) else anchor(outputs)
         if output is None or (not verified and not output.exists()):
             return
         text = record_text(task, started, ended, outputs)
