@@ -25,6 +25,7 @@ serialised once. ``[provenance] enabled = false`` switches records off.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
@@ -35,7 +36,8 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -352,13 +354,68 @@ def log_path(directory: str) -> str:
     return f"{record_directory(directory)}/{LOG_NAME}"
 
 
-def _append_local(directory: str, text: str) -> None:
-    """Append one record to the directory's log: one ``write()`` of one line.
+#: local records held back while :func:`batched_records` is active: directory -> lines
+_BATCH: dict[str, list[str]] | None = None
+_BATCH_SIZE, _BATCH_AGE = 256, 1.0
+_batch_count, _batch_since = 0, 0.0
+
+
+@contextlib.contextmanager
+def batched_records() -> Iterator[None]:
+    """Write the local records of the task runs inside in a few large appends, not one each.
+
+    For a sequential loop over many branches (:class:`~pylaw.LocalWorkflow` with one
+    worker): records are written when 256 are held back, with the first record after 1 s
+    since the last write, and when the block ends. Killing the process in between loses
+    held-back records only: outputs without record, never the reverse.
+    """
+    global _BATCH, _batch_count, _batch_since
+    if _BATCH is not None:  # nested: the outer block writes them
+        yield
+        return
+    _BATCH, _batch_count, _batch_since = {}, 0, time.monotonic()
+    try:
+        yield
+    finally:
+        _flush_batch()
+        _BATCH = None
+
+
+def _flush_batch() -> None:
+    global _batch_count, _batch_since
+    pending, _batch_count, _batch_since = dict(_BATCH or {}), 0, time.monotonic()
+    if _BATCH:
+        _BATCH.clear()
+    for directory, lines in pending.items():
+        try:
+            _append_local(directory, "\n\n".join(lines), hold=False)
+        except Exception as exc:
+            logger.warning("could not write %d provenance records of %s (the tasks succeeded): %s: %s",
+                           len(lines), directory, type(exc).__name__, exc)
+
+
+def _drop_inherited_batch() -> None:
+    global _BATCH
+    _BATCH = None  # a child forked inside a batch: the parent writes those records
+
+
+os.register_at_fork(after_in_child=_drop_inherited_batch)
+
+
+def _append_local(directory: str, text: str, hold: bool = True) -> None:
+    """Append records to the directory's log: one ``write()`` (inside :func:`batched_records`: later).
 
     Appends are atomic with respect to each other on a local file system (O_APPEND); the
     leading newline ends a line that a killed writer left unfinished, so a torn record
     never spoils the next one (readers skip lines that are no JSON).
     """
+    global _batch_count
+    if hold and _BATCH is not None:
+        _BATCH.setdefault(directory, []).append(text)
+        _batch_count += 1
+        if _batch_count >= _BATCH_SIZE or time.monotonic() - _batch_since > _BATCH_AGE:
+            _flush_batch()
+        return
     path, fd = _LOGS.get(directory, ("", -1))
     if fd >= 0 and os.fstat(fd).st_nlink == 0:  # removed since (a store wiped in a long-lived process)
         os.close(_LOGS.pop(directory)[1])
