@@ -237,3 +237,26 @@ def test_status_of_100k_branches_reads_no_record_unless_staleness_is_asked(isola
     assert interactive.print_status(small, 0, out, stale=True) == 0
     assert provenance.reads == before + 1  # one log for the whole directory
     assert "note: branch 0: no provenance record" in out.getvalue()
+
+
+class Numbers(pylaw.Task, pylaw.LocalWorkflow):
+    n = luigi.IntParameter(default=600)
+
+    def create_branch_map(self):
+        return list(range(self.n))
+
+    def output(self):
+        return self.local_target(f"n_{self.branch}.txt")
+
+    def run(self):
+        self.output().dump(str(self.branch), formatter="text")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_branch_gets_its_record_batched_or_from_forked_workers(isolated, workers):
+    """One worker holds records back and writes them in batches (600 > one batch); forked workers write each."""
+    workflow = Numbers(version=f"w{workers}")
+    assert build(workflow, workers=workers)
+    records = log_lines(os.path.dirname(workflow.as_branch(0).output().path))
+    # each branch once: none lost, none written twice (as a batch inherited by a forked worker would be)
+    assert sorted(int(r["parameters"]["branch"]) for r in records) == list(range(600))
