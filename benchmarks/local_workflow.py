@@ -4,7 +4,10 @@
 For each N (``--sizes``), in a fresh temporary store, every measurement runs in its own
 subprocess through the real command line (imports and caches are paid honestly):
 
-* ``run``:       ``pyl Branches --n N --workers 1`` from scratch (each branch writes a file)
+* ``run``:       ``pyl Branches --n N --workers 1`` from scratch (each branch writes a file
+  and its provenance record)
+* ``run_no_records``: the same with ``[provenance] enabled = false`` (interleaved with
+  ``run``, so both see the same machine load): the cost of provenance records
 * ``noop``:      the same command again, everything complete
 * ``status``:    ``pyl Branches --n N --print-status 1`` with all outputs present
 * ``luigi``:     ``luigi LuigiCollect --n N --workers 1``: one task requiring N leaf tasks
@@ -58,14 +61,14 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str) -> Measurement:
     return Measurement(round(elapsed, 3), round(usage.ru_maxrss / 1024, 1), proc.returncode)
 
 
-def environment(tmp: str) -> dict[str, str]:
+def environment(tmp: str, records: bool = True) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH", "")]))
     env["PYLAW_STORE"] = os.path.join(tmp, "store")
     env["PYLAW_INDEX"] = os.path.join(tmp, "index.json")
-    cfg = os.path.join(tmp, "luigi.cfg")
+    cfg = os.path.join(tmp, "luigi.cfg" if records else "luigi-no-records.cfg")
     with open(cfg, "w") as f:
-        f.write(LUIGI_CFG)
+        f.write(LUIGI_CFG + ("" if records else "[provenance]\nenabled = false\n"))
     env["LUIGI_CONFIG_PATH"] = cfg
     return env
 
@@ -81,10 +84,12 @@ def best(measurements: list[Measurement]) -> Measurement:
 
 
 def bench_pylaw(n: int, tmp: str, repeat: int) -> dict[str, Measurement]:
-    env = environment(tmp)
-    runs: dict[str, list[Measurement]] = {"run": [], "noop": [], "status": []}
+    env, env_off = environment(tmp), environment(tmp, records=False)
+    runs: dict[str, list[Measurement]] = {"run": [], "run_no_records": [], "noop": [], "status": []}
     for attempt in range(repeat):
         version = f"n{n}r{attempt}"  # a fresh store directory for every full run
+        runs["run_no_records"].append(measure(pyl("--n", str(n), "--version", f"{version}off", "--workers", "1"),
+                                              env_off, tmp))
         runs["run"].append(measure(pyl("--n", str(n), "--version", version, "--workers", "1"), env, tmp))
         runs["noop"].append(measure(pyl("--n", str(n), "--version", version, "--workers", "1"), env, tmp))
         runs["status"].append(measure(pyl("--n", str(n), "--version", version, "--print-status", "1"), env, tmp))
@@ -129,8 +134,9 @@ def bench_import(tmp: str, repeat: int = 5) -> dict[str, float]:
 
 
 def table(results: dict) -> str:
-    lines = ["| N | full run (s) | run peak RSS (MiB) | no-op rerun (s) | --print-status 1 (s) | "
-             "status peak RSS (MiB) | plain luigi full run (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| N | full run (s) | without records (s) | run peak RSS (MiB) | no-op rerun (s) | "
+             "--print-status 1 (s) | status peak RSS (MiB) | plain luigi full run (s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sizes = sorted({int(n) for key in ("pylaw", "status_only", "luigi") for n in results[key]})
 
     def cell(section: str, n: int, field: str, what: str = "") -> str:
@@ -147,6 +153,7 @@ def table(results: dict) -> str:
         status_src = ("pylaw", "status") if has_run else ("status_only", "")
         lines.append(
             f"| {n:,} | {cell('pylaw', n, 'seconds', 'run') if has_run else '–'} "
+            f"| {cell('pylaw', n, 'seconds', 'run_no_records') if has_run else '–'} "
             f"| {cell('pylaw', n, 'max_rss_mib', 'run') if has_run else '–'} "
             f"| {cell('pylaw', n, 'seconds', 'noop') if has_run else '–'} "
             f"| {cell(status_src[0], n, 'seconds', status_src[1])} "

@@ -18,6 +18,8 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── BranchFailuresError        (RuntimeError) branches of a local workflow failed
     ├── MissingOutputError         (RuntimeError) a task's run() returned without writing its outputs
     ├── ShiftError                 (ValueError)   an unknown or malformed systematic shift
+    ├── ProvenanceError            (ValueError)   a provenance record that is missing or unreadable
+    │   └── NotReproducibleError                  the recorded code version is not available here
     │
     │   remote storage (pylaw.target.remote), see below
     ├── StorageConfigError         (ConfigError)  a [storage:NAME] section is missing or malformed
@@ -102,6 +104,14 @@ class UnreadableFileError(PylawError, ValueError):
 
 class ShiftError(PylawError, ValueError):
     """A shift name that is malformed or whose source the analysis does not declare."""
+
+
+class ProvenanceError(PylawError, ValueError):
+    """A provenance record is missing, unreadable or names something pylaw cannot locate."""
+
+
+class NotReproducibleError(ProvenanceError):
+    """The code version a record names is not what the current checkout holds (or cannot be checked out)."""
 
 
 class MissingOutputError(PylawError, RuntimeError):

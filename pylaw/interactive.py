@@ -29,6 +29,7 @@ from luigi.task import flatten
 
 from pylaw import config, fetch
 from pylaw.errors import PylawError
+from pylaw.staleness import StalenessChecker
 from pylaw.target.base import DirectoryTarget, FileSystemTarget
 from pylaw.target.collection import PendingCollection, TargetCollection, existing_leaves, iter_leaves
 
@@ -146,7 +147,13 @@ def print_deps(task: luigi.Task, depth: int, out: IO) -> None:
         print(f"{'    ' * level}> {describe_task(current)}{suffix}", file=out)
 
 
-def print_status(task: luigi.Task, depth: int, out: IO) -> None:
+def print_status(task: luigi.Task, depth: int, out: IO, stale: bool = False) -> int:
+    """Print the status down to ``depth``; with ``stale``, also what the provenance records say.
+
+    Returns the number of stale tasks found (always 0 without ``stale``: no record is read).
+    """
+    checker = StalenessChecker() if stale else None
+    found = 0
     for level, current, repeated in walk(task, depth):
         indent = "    " * level
         if repeated:
@@ -154,9 +161,18 @@ def print_status(task: luigi.Task, depth: int, out: IO) -> None:
             continue
         is_workflow = getattr(current, "is_workflow", None)
         state, lines = output_status(current.output(), "branches" if is_workflow and is_workflow() else "elements")
+        if checker is not None and state != "missing" and not state.startswith("waiting"):
+            verdict = checker.check(current)
+            found += bool(verdict.stale)
+            state += ", STALE" if verdict.stale else ""
+            lines += [f"stale: {reason}" for reason in verdict.stale] + [f"note: {note}" for note in verdict.notes]
         print(f"{indent}> {describe_task(current)}: {state}", file=out)
         for line in lines:
             print(f"{indent}    {line}", file=out)
+    if checker is not None:
+        print(f"{found} stale task(s)" + (": --remove-output DEPTH --stale removes their outputs" if found else ""),
+              file=out)
+    return found
 
 
 def print_output(task: luigi.Task, depth: int, out: IO) -> None:
@@ -174,12 +190,31 @@ def _existing_outputs(task: luigi.Task, depth: int) -> tuple[list[FileSystemTarg
     return [leaf for leaf, exists in zip(leaves, flags, strict=True) if exists], flags.count(False)
 
 
-def remove_output(task: luigi.Task, depth: int, out: IO, confirm: Callable[[str], bool]) -> Counter[str]:
-    """Remove existing outputs down to ``depth`` after one confirmation; counts ``removed`` and ``failed``."""
-    existing, _ = _existing_outputs(task, depth)
+def _stale_outputs(task: luigi.Task, depth: int) -> list[FileSystemTarget]:
+    """The existing outputs, down to ``depth``, of the stale tasks (of a workflow: its stale branches)."""
+    checker, leaves = StalenessChecker(), []
+    for _, current, repeated in walk(task, depth):
+        verdict = checker.check(current) if not repeated else None
+        if verdict is None or not verdict.stale:
+            continue
+        if verdict.stale_branches:
+            outputs = [current.as_branch(number).output() for number in verdict.stale_branches]  # type: ignore
+        else:
+            outputs = [current.output()]
+        leaves += [leaf for output in outputs for leaf in iter_leaves(output) if isinstance(leaf, FileSystemTarget)]
+    return [leaf for leaf, exists in zip(leaves, existing_leaves(leaves), strict=True) if exists]
+
+
+def remove_output(task: luigi.Task, depth: int, out: IO, confirm: Callable[[str], bool],
+                  stale: bool = False) -> Counter[str]:
+    """Remove existing outputs (with ``stale``: of stale tasks only) down to ``depth`` after one confirmation.
+
+    Counts ``removed`` and ``failed``.
+    """
+    existing = _stale_outputs(task, depth) if stale else _existing_outputs(task, depth)[0]
     outcomes: Counter[str] = Counter()
     if not existing:
-        print("nothing to remove", file=out)
+        print("nothing stale to remove" if stale else "nothing to remove", file=out)
         return outcomes
     for leaf in existing:
         print(f"  {leaf.path}", file=out)
@@ -249,6 +284,9 @@ class actions(luigi.Config):  # noqa: N801 - the class name is the config sectio
     fetch_overwrite = luigi.BoolParameter(
         default=False, description="let --fetch-output replace existing files with other content")
     yes = luigi.BoolParameter(default=False, description="answer yes to questions")
+    stale = luigi.BoolParameter(
+        default=False, description="with --print-status: flag stale outputs (reads provenance records); with "
+                                   "--remove-output: remove only those")
 
 
 ACTIONS = ("print_deps", "print_status", "print_output", "remove_output", "fetch_output")
@@ -312,6 +350,9 @@ def _read_request(parser: CmdlineParser) -> _Request:
     if len(given) > 1:
         return _Request(parser, None, f"{' and '.join(flags)} given together: one interactive action per "
                                       "command (nothing was done)")
+    if options.stale and (not given or given[0][0] not in ("print_status", "remove_output")):
+        return _Request(parser, None, "--stale goes with --print-status DEPTH or --remove-output DEPTH "
+                                      "(nothing was done)")
     if given and given[0][1] < -1:
         return _Request(parser, None, f"{flags[0]} {given[0][1]}: the depth must be -1 (all) or 0 or more")
     return _Request(parser, given[0] if given else None, None)
@@ -366,11 +407,12 @@ def _perform(task: luigi.Task, name: str, depth: int) -> int:
     if name == "print_deps":
         print_deps(task, depth, out)
     elif name == "print_status":
-        print_status(task, depth, out)
+        print_status(task, depth, out, stale=bool(options.stale))
     elif name == "print_output":
         print_output(task, depth, out)
     elif name == "remove_output":
-        outcomes = remove_output(task, depth, out, confirm=(lambda question: True) if options.yes else _confirm)
+        outcomes = remove_output(task, depth, out, confirm=(lambda question: True) if options.yes else _confirm,
+                                 stale=bool(options.stale))
         if outcomes[FAILED]:
             print(f"pylaw: error: {outcomes[FAILED]} outputs could not be removed", file=sys.stderr)
             return PARTLY_FAILED

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ from luigi.parameter import ParameterVisibility
 from luigi.task import task_id_str
 from luigi.task_register import Register
 
-from pylaw import config, luigi_private
+from pylaw import config, luigi_private, provenance
 from pylaw.errors import MissingOutputError
 from pylaw.interactive import perform_if_root
 from pylaw.storepath import ensure_inside, sanitize_part, sanitize_relative
@@ -23,11 +24,13 @@ from pylaw.target.local import LocalDirectoryTarget, LocalFileTarget, guard_dire
 
 
 def _checking_outputs(run: Callable[..., Any]) -> Callable[..., Any]:
-    """``run`` that fails when it returns without writing every declared output.
+    """``run`` that fails when it returns without writing every declared output, and records it otherwise.
 
     Luigi marks such a task done (its ``[worker] check_complete_on_run`` is off by default),
     so the run "succeeds" and only a later task finds the input missing. Checked once, when
-    the outermost ``run()`` returns (a subclass may write more after ``super().run()``).
+    the outermost ``run()`` returns (a subclass may write more after ``super().run()``);
+    then, the outputs being there, the run's provenance record is written beside them
+    (:mod:`pylaw.provenance`).
     """
     if getattr(run, "_pylaw_checks_outputs", False):
         return run
@@ -36,18 +39,20 @@ def _checking_outputs(run: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.isgeneratorfunction(run):  # dynamic dependencies: Luigi (and pylaw) tell them by the function
         @functools.wraps(run)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            started = time.time()
             with _run_level(self) as outermost:
                 result = yield from run(self, *args, **kwargs)
             if outermost:
-                check_outputs_written(self)
+                _finish_run(self, started)
             return result
     else:
         @functools.wraps(run)
         def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.time()
             with _run_level(self) as outermost:
                 result = run(self, *args, **kwargs)
             if outermost:
-                check_outputs_written(self)
+                _finish_run(self, started)
             return result
 
     checked._pylaw_checks_outputs = True  # type: ignore[attr-defined]
@@ -65,14 +70,22 @@ def _run_level(task: Any) -> Iterator[bool]:
         task.__dict__["_pylaw_run_depth"] = depth
 
 
-def check_outputs_written(task: Any) -> None:
+def _finish_run(task: Any, started: float) -> None:
+    """The outermost ``run()`` returned: its outputs must exist; then they get their record."""
+    verified = type(task).complete is Task.complete  # else its own complete() says what done means
+    outputs = task.output() if verified else None
+    check_outputs_written(task, outputs)
+    provenance.write_record(task, started, time.time(), verified=verified, outputs=outputs)
+
+
+def check_outputs_written(task: Any, outputs: Any = None) -> None:
     """Raise :class:`MissingOutputError` naming the declared outputs ``task`` did not write.
 
     A class with its own ``complete()`` decides itself what done means: not checked.
     """
     if type(task).complete is not Task.complete:
         return
-    outputs = task.output()
+    outputs = task.output() if outputs is None else outputs
     leaves = [leaf for leaf in iter_leaves(outputs) if isinstance(leaf, luigi.target.Target)]
     if not leaves or structure_exists(outputs) is not False:
         return

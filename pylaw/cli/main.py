@@ -25,6 +25,7 @@ from pylaw import __version__ as pylaw_version
 from pylaw import config, interactive, luigi_private
 from pylaw.ce import configured as configured_computing_elements
 from pylaw.cli import preflight
+from pylaw.cli import provenance as provenance_cli
 from pylaw.cli.execution import execute
 from pylaw.cli.index import build_index, find_module, import_task_module, read_index
 from pylaw.cli.init import write_config
@@ -216,6 +217,7 @@ def _commands() -> argparse.ArgumentParser:
     check.add_argument("module", help="module defining the task")
     check.add_argument("task", help="the task whose outputs to verify")
     check.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --version v1")
+    provenance_cli.add_commands(sub)
     return commands
 
 
@@ -252,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_task_module(ns.module)
             task = verify.build_task(load_task_class(ns.module, ns.task), ns.params)
             return verify.verify(task, download=ns.download)
+        elif ns.command in ("provenance", "reproduce"):
+            return provenance_cli.dispatch(ns.command, ns.location, getattr(ns, "json", False),
+                                           getattr(ns, "run", False))
         return EXIT_OK
     except configparser.Error as exc:
         print(f"pylaw: error: malformed configuration: {_one_line(exc)}", file=sys.stderr)

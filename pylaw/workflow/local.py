@@ -10,6 +10,7 @@ its events fire, its outputs are verified, and failures are reported per branch.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import multiprocessing
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import luigi
 from luigi.task import flatten
 
-from pylaw import config
+from pylaw import config, provenance
 from pylaw.errors import BranchFailuresError
 from pylaw.luigi_private import running_worker_processes
 from pylaw.processes import as_forked_worker
@@ -147,9 +148,12 @@ class LocalWorkflowProxy(WorkflowProxy):
                 elsewhere.append(branch.branch)
             progress.step(failed=outcome == FAILED)
 
+        # one worker: the branches' provenance records are written a few hundred at a time
+        batching = provenance.batched_records() if workers == 1 else contextlib.nullcontext()
         try:
-            for index, (outcome, detail) in self.results(branches, workers, locks):
-                record(branches[index], outcome, detail)
+            with batching:
+                for index, (outcome, detail) in self.results(branches, workers, locks):
+                    record(branches[index], outcome, detail)
             if busy:
                 holders = ", ".join(sorted({str(pid) for pid in busy.values() if pid})) or "unknown"
                 logger.warning("%s: branch(es) %s are being run by another process (pid %s): waiting for them",

@@ -1,0 +1,84 @@
+"""Provenance records of remote outputs, on a real xrootd server: uploaded to the same
+storage element, atomically, never in the outputs' directory; read back across the chain."""
+
+from __future__ import annotations
+
+import json
+
+import luigi
+import pytest
+
+import pylaw
+from pylaw import provenance
+from pylaw.cli import provenance as provenance_cli
+from pylaw.target.base import TMP_PREFIX
+from pylaw.target.remote.target import RemoteFileTarget, forget_filesystems
+from tests.conftest import build
+
+
+class RemoteCubes(pylaw.Task, pylaw.LocalWorkflow):
+    storage = luigi.Parameter()
+
+    def create_branch_map(self):
+        return list(range(4))
+
+    def output(self):
+        return RemoteFileTarget(f"cubes/{self.version}/c_{self.branch}.json", fs=self.storage)
+
+    def run(self):
+        self.output().dump({"branch": self.branch, "cube": self.branch ** 3})
+
+
+class LocalSum(pylaw.Task):
+    storage = luigi.Parameter()
+
+    def requires(self):
+        return self.req(RemoteCubes)
+
+    def output(self):
+        return self.local_target("sum.json")
+
+    def run(self):
+        self.output().dump({"sum": sum(target.load()["cube"] for target in self.input())})
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_remote_outputs_get_their_records_on_the_same_storage(make_fs, workers):
+    fs = make_fs("root")
+    workflow = RemoteCubes(version="v1", storage=fs.name)
+    assert workflow.output().count() == 0  # the parent talks to the storage before it forks
+    assert build(workflow, workers=workers)
+    assert sorted(fs.listdir("cubes/v1")) == [f"c_{i}.json" for i in range(4)]  # outputs only
+    records = fs.listdir(f"{provenance.RECORD_DIR}/cubes/v1")
+    assert sorted(records) == [f"c_{i}.json.json" for i in range(4)]  # no temporaries left
+    assert not [name for name in records if name.startswith(TMP_PREFIX)]
+    with RemoteFileTarget(f"{provenance.RECORD_DIR}/cubes/v1/c_2.json.json", fs=fs).open("r") as f:
+        record = json.loads(f.read())
+    assert record["parameters"]["branch"] == "2" and record["task"]["family"] == "RemoteCubes"
+    (output,) = record["outputs"]
+    assert output["fs"] == fs.name and output["path"] == "/cubes/v1/c_2.json"
+    assert output["url"] == fs.url("/cubes/v1/c_2.json")
+    assert provenance.find_record(workflow.as_branch(2).output()) == record
+
+
+def test_a_chain_through_remote_inputs(make_fs, isolated):
+    fs = make_fs("root")
+    total = LocalSum(version="v1", storage=fs.name)
+    assert build(total) and total.output().load() == {"sum": 0 + 1 + 8 + 27}
+    record = provenance.find_record(total.output())
+    inputs = record["inputs"]
+    assert [entry["path"] for entry in inputs] == [f"/cubes/v1/c_{i}.json" for i in range(4)]
+    stat = fs.stat("/cubes/v1/c_3.json")
+    assert inputs[3]["fs"] == fs.name and (inputs[3]["size"], inputs[3]["mtime"]) == (stat.size, stat.mtime)
+    tree = provenance_cli.chain(total.output().path, set())
+    assert [node["record"]["parameters"]["branch"] for node in tree["upstream"]] == ["0", "1", "2", "3"]
+
+    # a URL on a configured storage element names the same output
+    config = luigi.configuration.get_config()
+    config.set(f"storage:{fs.name}", "base", fs.bases[0])
+    try:
+        forget_filesystems()
+        target = provenance.target_for(fs.url("/cubes/v1/c_1.json"))
+        assert provenance.find_record(target)["parameters"]["branch"] == "1"
+    finally:
+        config.remove_section(f"storage:{fs.name}")
