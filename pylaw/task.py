@@ -223,6 +223,16 @@ def passing_on() -> bool:
     return _passing_on > 0
 
 
+def _declaration_rank(cls: type) -> dict[str, int]:
+    """Parameter name -> position: first declaration in the reversed MRO, then class body order."""
+    rank: dict[str, int] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, luigi.Parameter) and name not in rank:
+                rank[name] = len(rank)
+    return rank
+
+
 class Task(luigi.Task, metaclass=TaskRegister):
     """A Luigi task whose outputs live in a versioned store.
 
@@ -291,7 +301,13 @@ class Task(luigi.Task, metaclass=TaskRegister):
 
     @classmethod
     def get_params(cls) -> list[tuple[str, luigi.Parameter]]:
-        """Luigi's parameter list, computed once per class.
+        """Luigi's parameter list, computed once per class, in declaration order.
+
+        Luigi orders parameters by when they were created, so the order of two base
+        classes from different modules depended on which module a process imported first
+        (``pyl``, ``luigi --module`` and a batch job did not agree), and with it the
+        store path. Here the order is that of the classes in the reversed MRO (bases
+        first), each class's own parameters as declared: the same in every process.
 
         Luigi scans ``dir(cls)`` on every call, several times per instantiation; with
         thousands of branches that scan dominated the run time. Attaching a parameter to
@@ -300,7 +316,8 @@ class Task(luigi.Task, metaclass=TaskRegister):
         """
         cached = cls.__dict__.get("_cached_params")
         if cached is None:
-            cached = super().get_params()
+            rank = _declaration_rank(cls)
+            cached = sorted(super().get_params(), key=lambda item: rank.get(item[0], len(rank)))
             type.__setattr__(cls, "_cached_params", cached)
         return list(cached)
 

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import luigi
 import pytest
@@ -6,6 +8,7 @@ import pytest
 import pylaw
 from pylaw.errors import PathEscapeError
 from pylaw.storepath import MAX_PART_BYTES, ensure_inside, sanitize_part
+from tests.conftest import ROOT
 
 
 class Upstream(pylaw.Task):
@@ -146,3 +149,27 @@ def test_safe_values_stay_readable(isolated):
     assert path == f"{isolated}/Upstream/v1/dataset=mc_2017/mc_2017.json"
     assert sanitize_part("mc/2017").startswith("mc_2017-") and sanitize_part("hist.json") == "hist.json"
     assert sanitize_part("a/b.json").endswith(".json")
+
+
+IMPORT_ORDER_MODULES = {
+    "order_base.py": "import luigi\nimport pylaw\n\n\nclass Base(pylaw.Task):\n    a = luigi.Parameter(default='x')\n",
+    "order_mixin.py": "import luigi\nimport pylaw\n\n\nclass Mixin(pylaw.Task):\n    m = luigi.Parameter(default='y')\n",
+    "order_final.py": ("import luigi\nfrom order_base import Base\nfrom order_mixin import Mixin\n\n\n"
+                       "class Final(Base, Mixin):\n    c = luigi.Parameter(default='z')\n"),
+}
+
+
+def test_store_path_does_not_depend_on_which_module_a_process_imports_first(tmp_path) -> None:
+    """Luigi orders parameters by creation; pylaw by declaration, so pyl, luigi and jobs agree."""
+    for name, text in IMPORT_ORDER_MODULES.items():
+        (tmp_path / name).write_text(text)
+    paths = []
+    for first in ("order_mixin", "order_base"):
+        code = (f"import {first}, order_final\n"
+                "print(order_final.Final(version='v').local_path())")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+                                     "PYLAW_STORE": str(tmp_path / "store")})
+        paths.append(result.stdout.strip())
+    assert paths[0] == paths[1]
+    assert paths[0].endswith("/Final/v/m=y/a=x/c=z")  # bases first (reversed MRO), then the class's own

@@ -51,7 +51,7 @@ class AnalysisTask(pylaw.Task):
     seed = luigi.IntParameter(default=42, description="random seed of the generation")
 
 
-class GenerateEvents(AnalysisTask, pylaw.LocalWorkflow):
+class GenerateEvents(AnalysisTask, pylaw.LocalWorkflow, pylaw.HTCondorWorkflow):
     """One branch per dataset and chunk; data chunks are pseudo-data from all processes."""
 
     def create_branch_map(self):
@@ -75,7 +75,7 @@ class GenerateEvents(AnalysisTask, pylaw.LocalWorkflow):
         self.output().dump(events)
 
 
-class Selection(AnalysisTask, pylaw.ShiftTask, pylaw.LocalWorkflow):
+class Selection(AnalysisTask, pylaw.ShiftTask, pylaw.LocalWorkflow, pylaw.HTCondorWorkflow):
     """Keeps events with at least three jets and a hard leading jet, chunk by chunk."""
 
     shifts = frozenset()  # no variation changes the selection: shared by all shifts

@@ -149,8 +149,10 @@ class HTCondorPool:
     """A running pool in the chroot ``root``; ``client_env()`` addresses it from the host."""
 
     def __init__(self, root: str = ROOT, binds: Sequence[str] = (), cpus: int = 8,
-                 lock_timeout: float | None = None) -> None:
+                 lock_timeout: float | None = None, shared_dir: str = "") -> None:
         self.root = os.path.realpath(root)
+        #: a host directory given by the caller is used as the shared directory and kept at stop
+        self.keep_shared = os.path.realpath(shared_dir) if shared_dir else ""
         self.binds = [os.path.realpath(path) for path in binds]
         self.cpus = cpus
         self.lock_timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, 300)) if lock_timeout is None else lock_timeout
@@ -183,7 +185,11 @@ class HTCondorPool:
             self.port = free_port()
             with open(os.path.join(self.root, "etc/condor/config.d/99-pylaw-pool.config"), "w") as f:
                 f.write(CONFIG.format(port=self.port, domain=UID_DOMAIN, cpus=self.cpus))
-            self.shared_dir = tempfile.mkdtemp(prefix="pylaw-htcondor-")
+            if self.keep_shared:
+                os.makedirs(self.keep_shared, exist_ok=True)
+                self.shared_dir = self.keep_shared
+            else:
+                self.shared_dir = tempfile.mkdtemp(prefix="pylaw-htcondor-")
             os.chmod(self.shared_dir, 0o777)
             self._mount_all()
             self.kernel_before = kernel_settings()
@@ -388,9 +394,9 @@ class HTCondorPool:
             self._stop_processes(timeout)
             self._unmount_all()
             self._remove_mount_points()
-            if self.shared_dir:
+            if self.shared_dir and not self.keep_shared:
                 shutil.rmtree(self.shared_dir, ignore_errors=True)   # the host side, unmounted by now
-                self.shared_dir = ""
+            self.shared_dir = ""
         finally:
             os.close(self._lock)   # releases the flock
             self._lock = None
@@ -513,3 +519,36 @@ def htcondor_pools() -> Iterator[PoolKeeper]:
 def htcondor_pool(htcondor_pools: PoolKeeper) -> HTCondorPool:
     """A running pool without binds (jobs see nothing of the host but ``shared_dir``)."""
     return htcondor_pools.get()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.services.htcondor --shared DIR -- COMMAND...``: run COMMAND against a pool.
+
+    Starts the test pool with DIR (created, mode 0777, kept afterwards) as its shared
+    directory, runs COMMAND with the pool's client environment and ``umask 0`` (jobs run
+    as the pool user and write into directories the command creates), stops the pool and
+    exits with COMMAND's exit code. Root only, like the pool.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.services.htcondor", description=main.__doc__)
+    parser.add_argument("--shared", required=True, help="host directory jobs see at the same path (kept)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to run after --")
+    pool = HTCondorPool(shared_dir=args.shared).start()
+    try:
+        print(f"HTCondor test pool up on 127.0.0.1:{pool.port}, shared directory {pool.shared_dir}", flush=True)
+        previous = os.umask(0)
+        try:
+            return subprocess.run(command, env={**os.environ, **pool.client_env()}).returncode
+        finally:
+            os.umask(previous)
+    finally:
+        pool.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

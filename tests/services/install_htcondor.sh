@@ -18,7 +18,8 @@ set -euo pipefail
 ROOT=${PYLAW_HTCONDOR_ROOT:-/var/lib/pylaw-test/htcondor-trixie}
 MIRROR=${PYLAW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 MARKER=$ROOT/.pylaw-htcondor-complete
-PACKAGES="condor python3 python3-venv"   # the XRootD client is chosen below (python3-xrootd if trixie has it)
+PACKAGES="condor python3 python3-venv python3-numpy"   # the XRootD client is chosen below (python3-xrootd if trixie has it)
+# python3-numpy: the site software the example analysis's jobs import (a grid node's stack, e.g. from CVMFS)
 POOL_UID=4242
 say() { echo "install_htcondor.sh: $*"; }
 inside() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
