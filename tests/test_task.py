@@ -152,8 +152,10 @@ def test_safe_values_stay_readable(isolated):
 
 
 IMPORT_ORDER_MODULES = {
-    "order_base.py": "import luigi\nimport pylaw\n\n\nclass Base(pylaw.Task):\n    a = luigi.Parameter(default='x')\n",
-    "order_mixin.py": "import luigi\nimport pylaw\n\n\nclass Mixin(pylaw.Task):\n    m = luigi.Parameter(default='y')\n",
+    "order_base.py": "import luigi\nimport pylaw\n\n\nclass Base(pylaw.Task):\n"
+                     "    a = luigi.Parameter(default='x')\n",
+    "order_mixin.py": "import luigi\nimport pylaw\n\n\nclass Mixin(pylaw.Task):\n"
+                      "    m = luigi.Parameter(default='y')\n",
     "order_final.py": ("import luigi\nfrom order_base import Base\nfrom order_mixin import Mixin\n\n\n"
                        "class Final(Base, Mixin):\n    c = luigi.Parameter(default='z')\n"),
 }
