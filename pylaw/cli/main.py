@@ -193,7 +193,7 @@ def _add_cwd_to_path() -> None:
 def _commands() -> argparse.ArgumentParser:
     commands = argparse.ArgumentParser(prog="pylaw", description="make-like physics analyses on Luigi")
     commands.add_argument("--version", action="version", version=f"pylaw {pylaw_version}")
-    sub = commands.add_subparsers(dest="command", required=True)
+    sub = commands.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run a task: pylaw run TASK [params] (pyl TASK ... is short for it)", add_help=False)
     init = sub.add_parser("init", help="write a luigi.cfg for a new analysis (with exit codes for luigi)")
     init.add_argument("--module", required=True, help="comma-separated modules defining the tasks")

@@ -21,7 +21,6 @@ import pytest
 from pylaw.job.files import WRAPPER_NAME, job_environment, wrapper_source
 from tests.job.bundle_repo import make_repo
 from tests.services._process import require_module
-from tests.services.htcondor import htcondor_pool  # noqa: F401 - the fixture
 
 htcondor2 = require_module("htcondor2")
 
@@ -54,7 +53,7 @@ def wait_done(pool, cluster: int, count: int, timeout: float = 120.0) -> list:
     raise AssertionError(f"cluster {cluster} not done after {timeout:g} s: {queue}\n{pool.log_tails()}")
 
 
-def test_bundle_jobs_run_on_the_pool_python_and_share_the_node_cache(repo, htcondor_pool):  # noqa: F811
+def test_bundle_jobs_run_on_the_pool_python_and_share_the_node_cache(repo, htcondor_pool):
     pool = htcondor_pool
     context = repo.task(workflow="slurm", n=4).remote_job_context(shared_filesystem=False)
     env = job_environment(context)

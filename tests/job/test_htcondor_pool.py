@@ -18,7 +18,6 @@ from tests.services._process import require_module
 from tests.services.htcondor import (
     HTCondorPool,
     PoolBusyError,
-    htcondor_pool,  # noqa: F401 - the fixture
     kernel_settings,
     mounts_under,
     processes_in,
@@ -41,7 +40,7 @@ print(json.dumps({"version": list(sys.version_info[:2]), "prefix": sys.prefix, "
 
 
 @pytest.fixture
-def pool(htcondor_pool):  # noqa: F811
+def pool(htcondor_pool):
     return htcondor_pool
 
 

@@ -24,7 +24,7 @@ import luigi
 import pytest
 
 from tests.services._process import require_module
-from tests.services.htcondor import HTCondorPool, PoolKeeper, htcondor_pools  # noqa: F401 - fixture
+from tests.services.htcondor import HTCondorPool, PoolKeeper
 
 htcondor2 = require_module("htcondor2")
 
@@ -56,7 +56,7 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def pool(htcondor_pools: PoolKeeper) -> Iterator[Pool]:  # noqa: F811
+def pool(htcondor_pools: PoolKeeper) -> Iterator[Pool]:
     """The pool with this repository bound in, and a worker venv with luigi built inside the chroot."""
     pool = htcondor_pools.get(binds=[ROOT])
     base = pool.new_dir("venv")
