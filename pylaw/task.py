@@ -358,11 +358,16 @@ class Task(luigi.Task, metaclass=TaskRegister):
     # -- outputs ---------------------------------------------------------------------
 
     def store_parts(self) -> list[str]:
-        """Path parts below the store root: family, version, then ``name=value`` per parameter."""
+        """Path parts below the store root: family, version, then ``name=value`` per parameter.
+
+        Private parameters (``visibility=ParameterVisibility.PRIVATE``: passwords, tokens) are
+        not part of the path, as they are not part of Luigi's task id: a path is shown in
+        logs, listings and job files.
+        """
         parts = [self.get_task_family(), sanitize_part(self.version)]
         skipped = self.exclude_params_store | {"version"}
         for name, param in self.get_params():
-            if param.significant and name not in skipped:
+            if param.significant and name not in skipped and param.visibility != ParameterVisibility.PRIVATE:
                 value = param.serialize(self.param_kwargs[name])
                 parts.append(sanitize_part(f"{name}={value}"))
         return parts

@@ -175,3 +175,19 @@ def test_store_path_does_not_depend_on_which_module_a_process_imports_first(tmp_
         paths.append(result.stdout.strip())
     assert paths[0] == paths[1]
     assert paths[0].endswith("/Final/v/m=y/a=x/c=z")  # bases first (reversed MRO), then the class's own
+
+
+class WithPrivateToken(pylaw.Task):
+    dataset = luigi.Parameter(default="ttbar")
+    token = luigi.Parameter(default="", visibility=luigi.parameter.ParameterVisibility.PRIVATE)
+
+    def output(self):
+        return self.local_target("out.txt")
+
+
+def test_private_parameter_values_never_reach_the_store_path() -> None:
+    task = WithPrivateToken(version="v1", token="s3cr3t-value")
+    assert "s3cr3t" not in task.output().path
+    # as in Luigi's task id, which leaves private parameters out: the same task, the same path
+    assert task.task_id == WithPrivateToken(version="v1", token="other").task_id
+    assert task.output().path == WithPrivateToken(version="v1", token="other").output().path
