@@ -269,8 +269,8 @@ class Wide(pylaw.Task, pylaw.LocalWorkflow):
     analysis.run("pyl", "--module", "wide", "Wide", "--version", "v1", "--scale", "5")
     branch = analysis.path("Wide", "v1", "scale=5", "w_2.json")
     command = analysis.run("pylaw", "reproduce", branch).stdout.strip()
-    assert shlex.split(command) == ["pyl", "--module", "wide", "Wide", "--version", "v1", "--branch", "2",
-                                    "--scale", "5"]
+    assert shlex.split(command) == ["pyl", "--module", "wide", "Wide", "--branch", "2", "--version", "v1",
+                                    "--scale", "5"]  # declaration order: the workflow mixin's, pylaw.Task's, own
     branch.unlink()
     clean = analysis.run("pyl", *shlex.split(command)[1:])  # the command alone remakes the branch
     assert json.loads(branch.read_text()) == {"value": 10}, clean.stderr
