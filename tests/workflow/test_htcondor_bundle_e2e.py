@@ -95,7 +95,7 @@ class Run:
         return {int(os.path.basename(f)[7:-5]): read_json(f) for f in files}
 
     def job_dir(self, tag: str) -> str:
-        (found,) = glob.glob(os.path.join(self.store, "GridSquare", "v1", f"*{tag}*", f"_pylaw_{self.jobs_name}_jobs"))
+        (found,) = glob.glob(os.path.join(self.store, "GridSquare", "v1", "*", f"tag={tag}", f"_pylaw_{self.jobs_name}_jobs"))
         return found
 
     def state(self, tag: str) -> dict:
@@ -183,7 +183,7 @@ def test_kill_9_then_rerun_reattaches_without_duplicates_by_bundle(grid):
     args = ("--ce", "pool", "--n", "50", "--tasks-per-job", "3", "--parallel-jobs", "4", "--sleep", "1",
             "--tag", "kill")
     proc = run.popen(*args)
-    state_file = os.path.join(run.store, "GridSquare", "v1", "*", "_pylaw_htcondor_jobs", "submission.json")
+    state_file = os.path.join(run.store, "GridSquare", "v1", "*", "tag=kill", "_pylaw_htcondor_jobs", "submission.json")
 
     def some_submitted() -> bool:
         files = glob.glob(state_file)
