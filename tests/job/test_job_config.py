@@ -31,7 +31,8 @@ def test_effective_config_shipped_raw_without_credentials(config, tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="pylaw.job"):
         path = write_job_config(str(tmp_path / "jobs"), "Demo")
     assert path == str(tmp_path / "jobs" / CONFIG_NAME)
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     assert "s3cr3t" not in text and "api_token" not in text and "DB_Password" not in text
     shipped = configparser.RawConfigParser(interpolation=None)
     shipped.optionxform = str  # type: ignore[assignment,method-assign]

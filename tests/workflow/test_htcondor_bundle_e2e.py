@@ -95,7 +95,8 @@ class Run:
         return {int(os.path.basename(f)[7:-5]): read_json(f) for f in files}
 
     def job_dir(self, tag: str) -> str:
-        (found,) = glob.glob(os.path.join(self.store, "GridSquare", "v1", "*", f"tag={tag}", f"_pylaw_{self.jobs_name}_jobs"))
+        pattern = os.path.join(self.store, "GridSquare", "v1", "*", f"tag={tag}", f"_pylaw_{self.jobs_name}_jobs")
+        (found,) = glob.glob(pattern)
         return found
 
     def state(self, tag: str) -> dict:
