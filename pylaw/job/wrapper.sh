@@ -140,7 +140,10 @@ case "${PYLAW_LOG_DIR:-}" in /*|"") ;; *) PYLAW_LOG_DIR="$PWD/$PYLAW_LOG_DIR" ;;
 case "${PYLAW_BUNDLE:-}" in /*|"") ;; *) PYLAW_BUNDLE="$PWD/$PYLAW_BUNDLE" ;; esac
 case "${PYLAW_LUIGI_CONFIG:-}" in /*|"") ;; *) PYLAW_LUIGI_CONFIG="$PWD/$PYLAW_LUIGI_CONFIG" ;; esac
 if [ -n "${PYLAW_LUIGI_CONFIG:-}" ]; then
-    [ -f "$PYLAW_LUIGI_CONFIG" ] || { say "bootstrap failed: Luigi config $PYLAW_LUIGI_CONFIG not found"; exit "$EXIT_BOOTSTRAP"; }
+    if [ ! -f "$PYLAW_LUIGI_CONFIG" ]; then
+        say "bootstrap failed: Luigi config $PYLAW_LUIGI_CONFIG not found"
+        exit "$EXIT_BOOTSTRAP"
+    fi
     export LUIGI_CONFIG_PATH="$PYLAW_LUIGI_CONFIG"
 fi
 # Logs (and a bundle when there is no cache) are written to local scratch first; logs are
