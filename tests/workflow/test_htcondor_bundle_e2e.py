@@ -61,8 +61,9 @@ class Run:
     """One test's store (in the pool's shared dir), config, storage prefix and submitter command line."""
 
     def __init__(self, grid: Grid, ce: str = "[ce:pool]\ntype = htcondor\nfile_transfer = true\n"
-                                              "worker_python = /usr/bin/python3\n", jobs: str = "htcondor") -> None:
-        self.grid, self.jobs_name = grid, jobs
+                                              "worker_python = /usr/bin/python3\n", jobs: str = "htcondor",
+                 family: str = "GridSquare") -> None:
+        self.grid, self.jobs_name, self.family = grid, jobs, family
         self.dir = grid.pool.new_dir("grid")
         self.store = os.path.join(self.dir, "store")
         self.markers = os.path.join(self.dir, "markers")
@@ -78,7 +79,7 @@ class Run:
         self.env = {**os.environ, "PYTHONPATH": ROOT, "PYLAW_STORE": self.store, "LUIGI_CONFIG_PATH": self.config}
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "luigi", "--module", "tests.workflow.grid_tasks", "GridSquare",
+        return [sys.executable, "-m", "luigi", "--module", "tests.workflow.grid_tasks", self.family,
                 "--version", "v1", "--local-scheduler", "--poll-interval", "1", "--marker-dir", self.markers, *args]
 
     def popen(self, *args: str) -> subprocess.Popen:
@@ -95,7 +96,7 @@ class Run:
         return {int(os.path.basename(f)[7:-5]): read_json(f) for f in files}
 
     def job_dir(self, tag: str) -> str:
-        pattern = os.path.join(self.store, "GridSquare", "v1", "*", f"tag={tag}", f"_pylaw_{self.jobs_name}_jobs")
+        pattern = os.path.join(self.store, self.family, "v1", "*", f"tag={tag}", f"_pylaw_{self.jobs_name}_jobs")
         (found,) = glob.glob(pattern)
         return found
 
@@ -215,7 +216,7 @@ def test_slurm_computing_element_by_bundle_to_xrootd(grid, slurm_cluster: SlurmC
     probe = subprocess.run(["/usr/bin/python3", "-c", "import luigi"], capture_output=True, env={"PATH": "/usr/bin"})
     assert probe.returncode != 0, "the host's system python has luigi: this test would prove nothing"
     ce = "[ce:cluster]\ntype = slurm\nsoftware = bundle\nworker_python = /usr/bin/python3\n"
-    run = Run(grid, ce=ce, jobs="slurm")
+    run, before = Run(grid, ce=ce, jobs="slurm", family="GridSquareSlurm"), set(grid.jobs(""))
     result = run.run("--ce", "cluster", "--n", "7", "--tasks-per-job", "3", "--tag", "slurm")
     assert result.returncode == 0, result.stdout + result.stderr
     done = run.outputs("slurm")
@@ -226,7 +227,8 @@ def test_slurm_computing_element_by_bundle_to_xrootd(grid, slurm_cluster: SlurmC
     system = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert {tuple(out["python"]) for out in done.values()} == {tuple(map(int, system))}
-    assert all(out["executable"].endswith("/bin/python") for out in done.values())
+    assert all(out["executable"].endswith("/bin/python") and not out["condor_job"] for out in done.values())
+    assert set(grid.jobs("")) == before, "nothing went to the HTCondor pool"
     job_dir = run.job_dir("slurm")
     assert read_text(os.path.join(job_dir, "pylaw_luigi.cfg")).count("[storage:xrd]") == 1
     assert_no_secret(job_dir)
