@@ -119,6 +119,7 @@ class JobContext:
     shared_filesystem: bool = True    # False: no submit-host path in the job (logs to a relative dir)
     bundle: str = ""                  # submit-host path of the code bundle; the job gets it by transfer
     worker_python: str = ""           # the worker's python a bundle runs on (PYLAW_PYTHON; default python3)
+    luigi_config: str = ""            # submit-host path of the shipped Luigi config (LUIGI_CONFIG_PATH in the job)
 
 
 class JobFileFactory(ABC):

@@ -193,6 +193,8 @@ class HTCondorJobFileFactory(JobFileFactory):
                 env["PYLAW_LOG_DIR"] = "logs"  # transfer_output_files brings it back into the job dir
             if context.bundle:
                 env["PYLAW_BUNDLE"] = os.path.basename(context.bundle)
+            if context.luigi_config:
+                env["PYLAW_LUIGI_CONFIG"] = os.path.basename(context.luigi_config)
         lines = ["#!/bin/bash", f"# pylaw: jobs of {context.task_name}, submitted by {name}.sub", "",
                  "# the job number, attempt and branches of each item (= proc) of the cluster", 'case "${1:-}" in']
         for index, request in enumerate(requests):
@@ -216,7 +218,8 @@ class HTCondorJobFileFactory(JobFileFactory):
     def description(self, name: str, count: int, context: JobContext, script: str, wrapper: str) -> str:
         """The submit description: file names, the item, resources and validated attributes only."""
         s = self.settings
-        for what, path in (("job directory", context.job_dir), ("bundle", context.bundle)):
+        for what, path in (("job directory", context.job_dir), ("bundle", context.bundle),
+                           ("Luigi config", context.luigi_config)):
             safe_value(path, f"the {what}")
             if s.file_transfer and ("," in path or any(c.isspace() for c in path)):
                 raise JobFileError(f"the {what} {path!r} contains a space or comma, which HTCondor's "
@@ -229,7 +232,7 @@ class HTCondorJobFileFactory(JobFileFactory):
                   f"batch_name = {name}", f"log = {name}.log", f"output = {name}_$({ITEM}).out",
                   f"error = {name}_$({ITEM}).err", "getenv = false", "notification = never"]
         if s.file_transfer:
-            inputs = [wrapper, *([context.bundle] if context.bundle else [])]
+            inputs = [wrapper, *(path for path in (context.bundle, context.luigi_config) if path)]
             lines += ["should_transfer_files = YES", "when_to_transfer_output = ON_EXIT_OR_EVICT",
                       f"transfer_input_files = {', '.join(inputs)}", "transfer_output_files = logs"]
         else:

@@ -17,6 +17,10 @@
 #                      job's own scratch, removed at the end
 #   PYLAW_PYTHON       the worker's python a bundle runs on (default python3)
 #   PYLAW_PYTHONPATH   prepended to PYTHONPATH (where the task modules live)
+#   PYLAW_LUIGI_CONFIG the submitter's Luigi config shipped with the job (a name in the job's
+#                      working directory, or a path): becomes LUIGI_CONFIG_PATH before the
+#                      bootstrap (a setup file may still change it); a bundle's own config is
+#                      then not read
 #   PYLAW_LOG_DIR      if set, one log per branch is staged there at the end; if not, the
 #                      logs are printed to the job's output
 #
@@ -134,6 +138,14 @@ fi
 # working directory, also if a setup file changes directory.
 case "${PYLAW_LOG_DIR:-}" in /*|"") ;; *) PYLAW_LOG_DIR="$PWD/$PYLAW_LOG_DIR" ;; esac
 case "${PYLAW_BUNDLE:-}" in /*|"") ;; *) PYLAW_BUNDLE="$PWD/$PYLAW_BUNDLE" ;; esac
+case "${PYLAW_LUIGI_CONFIG:-}" in /*|"") ;; *) PYLAW_LUIGI_CONFIG="$PWD/$PYLAW_LUIGI_CONFIG" ;; esac
+if [ -n "${PYLAW_LUIGI_CONFIG:-}" ]; then
+    if [ ! -f "$PYLAW_LUIGI_CONFIG" ]; then
+        say "bootstrap failed: Luigi config $PYLAW_LUIGI_CONFIG not found"
+        exit "$EXIT_BOOTSTRAP"
+    fi
+    export LUIGI_CONFIG_PATH="$PYLAW_LUIGI_CONFIG"
+fi
 # Logs (and a bundle when there is no cache) are written to local scratch first; logs are
 # staged to PYLAW_LOG_DIR at the end, also when the job is killed (TERM from the batch
 # system at the walltime limit).

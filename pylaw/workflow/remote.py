@@ -23,6 +23,7 @@ from luigi.parameter import ParameterVisibility
 from pylaw.errors import ConfigError, JobFileError, RemoteWorkflowFailedError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager
 from pylaw.job.bundle import BundleSettings, build_bundle
+from pylaw.job.files import write_job_config
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
 from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
 from pylaw.parameter import DurationParameter
@@ -283,7 +284,9 @@ class BaseRemoteWorkflow(BaseWorkflow):
         """What job files need. With ``software = shared`` (a shared file system, Slurm's default) jobs run
         the submitter's python and import from its paths; otherwise they depend on nothing of the submit
         host: the command starts with ``python``, the environment holds only :meth:`remote_job_env` and
-        the worker-side settings, and with a bundle the code comes in its tarball."""
+        the worker-side settings, and with a bundle the code comes in its tarball. The submitter's
+        effective Luigi config goes with them as one file, credential-like keys dropped
+        (:func:`~pylaw.job.files.write_job_config`)."""
         setup_file, venv = self.remote_job_setup()
         options, extra = self.remote_job_options()
         common: dict[str, Any] = dict(
@@ -298,8 +301,9 @@ class BaseRemoteWorkflow(BaseWorkflow):
             raise ConfigError(f"software = setup for {common['task_name']}, but no setup_file or venv is "
                               f"configured ([job] or the computing element): jobs would find no analysis code")
         bundle = build_bundle(type(self).__module__, BundleSettings.from_config()).path if software == "bundle" else ""
+        config = write_job_config(common["job_dir"], common["task_name"])
         return JobContext(command=self.remote_branch_command(python="python"), shared_filesystem=shared_filesystem,
-                          bundle=bundle, worker_python=self.remote_worker_python(), **common)
+                          bundle=bundle, worker_python=self.remote_worker_python(), luigi_config=config, **common)
 
     def remote_branch_command(self, python: str) -> list[str]:
         """argv running one branch of this workflow (the wrapper appends ``--branch=N``)."""

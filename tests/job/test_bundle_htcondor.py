@@ -64,6 +64,7 @@ def test_bundle_jobs_run_on_the_pool_python_and_share_the_node_cache(repo, htcon
         with open(os.path.join(job_dir, WRAPPER_NAME), "w") as f:
             f.write(wrapper_source())
         shutil.copy(context.bundle, job_dir)
+        shutil.copy(context.luigi_config, job_dir)  # the submitter's config, as the factory ships it
         dirs.append(job_dir)
     items = [{"dir": d, "branch": str(i)} for i, d in enumerate(dirs)]
     description = {
@@ -72,7 +73,8 @@ def test_bundle_jobs_run_on_the_pool_python_and_share_the_node_cache(repo, htcon
         "initialdir": "$(dir)", "log": os.path.join(dirs[0], "events.log"),
         "output": "out", "error": "err", "request_memory": "128MB",
         "should_transfer_files": "YES", "when_to_transfer_output": "ON_EXIT",
-        "transfer_input_files": f"{WRAPPER_NAME},{os.path.basename(context.bundle)}",
+        "transfer_input_files": ",".join([WRAPPER_NAME, *map(os.path.basename, (context.bundle,
+                                                                                 context.luigi_config))]),
         "transfer_output_files": "logs,outputs",
         "environment": '"' + condor_environment({**env, "PYLAW_BRANCHES": "$(branch)", "PYLAW_JOB_KEY": "$(branch)",
                                                  "PYLAW_BUNDLE_CACHE": cache}) + '"',

@@ -57,6 +57,8 @@ def job(context, workdir, branches, cache=None, **extra):
     workdir.mkdir()
     (workdir / WRAPPER_NAME).write_text(wrapper_source())
     shutil.copy(context.bundle, workdir)
+    if context.luigi_config:
+        shutil.copy(context.luigi_config, workdir)  # the submitter's config, as a factory ships it
     env = {**CLEAN, **job_environment(context), "PYLAW_BRANCHES": " ".join(map(str, branches)),
            "PYLAW_JOB_KEY": "0", "PYLAW_ATTEMPT": "1", "TMPDIR": str(workdir.parent / "tmp"), **extra}
     if cache:
@@ -81,7 +83,8 @@ def test_bundle_mode_context_names_nothing_of_the_submit_host(repo, tmp_path, mo
         os.environ.pop("XRD_PYLAWBUNDLETEST")
     env = job_environment(context)
     assert context.command[0] == "python" and context.pythonpath == []
-    assert env == {"PYLAW_LOG_DIR": "logs", "PYLAW_BUNDLE": os.path.basename(context.bundle), "PYLAW_STORE": "outputs"}
+    assert env == {"PYLAW_LOG_DIR": "logs", "PYLAW_BUNDLE": os.path.basename(context.bundle), "PYLAW_STORE": "outputs",
+                   "PYLAW_LUIGI_CONFIG": "pylaw_luigi.cfg"}
     for value in [*context.command, *env.values()]:
         assert not os.path.isabs(value) and str(tmp_path) not in value and sys.prefix not in value, value
     assert os.path.dirname(context.bundle) == str(tmp_path / "bundles")  # the submit side keeps the path
@@ -102,7 +105,8 @@ def test_branches_run_from_the_bundle_on_a_clean_worker_and_the_cache_is_reused(
     timings, marks = [], []
     for run in ("cold", "warm"):
         started = time.perf_counter()
-        rc, out = finish(job(context, tmp_path / run, [0, 2], cache=cache))
+        # no shipped config (PYLAW_LUIGI_CONFIG empty): the bundle's own config is what the job reads
+        rc, out = finish(job(context, tmp_path / run, [0, 2], cache=cache, PYLAW_LUIGI_CONFIG=""))
         timings.append(time.perf_counter() - started)
         assert rc == 0, out
         assert f"bundle {os.path.basename(context.bundle)[13:29]} {'unpacked' if run == 'cold' else 'reused'}" in out
@@ -171,11 +175,12 @@ def test_software_setting_chooses_bundle_setup_or_shared(repo, tmp_path):
         context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
         assert job_environment(context) == {"PYLAW_SETUP_FILE": "/cvmfs/example.org/analysis/setup.sh",
                                             "PYLAW_LOG_DIR": "logs", "PYLAW_PYTHON": "python3.13",
-                                            "PYLAW_STORE": "outputs"}
+                                            "PYLAW_STORE": "outputs", "PYLAW_LUIGI_CONFIG": "pylaw_luigi.cfg"}
         assert context.bundle == "" and context.command[0] == "python"
         config.set("job", "software", "bundle")  # also on a shared file system: the bundle's own path
         context = repo.task(workflow="slurm").remote_job_context()
         assert job_environment(context)["PYLAW_BUNDLE"] == context.bundle and os.path.isfile(context.bundle)
+        assert job_environment(context)["PYLAW_LUIGI_CONFIG"] == context.luigi_config  # a path: no transfer
     finally:
         for key in ("software", "setup_file", "worker_python"):
             config.remove_option("job", key)

@@ -11,13 +11,11 @@ as the pool user and write into directories the submitter (root) created.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import luigi
@@ -25,14 +23,13 @@ import pytest
 
 from tests.services._process import require_module
 from tests.services.htcondor import HTCondorPool, PoolKeeper
+from tests.workflow.htcondor_e2e_helpers import read_json, read_text, schedd_jobs, wait_for
 
 htcondor2 = require_module("htcondor2")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASK_FAILED = 40
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
-PROJECTION = ["ClusterId", "ProcId", "JobBatchName", "JobStatus", "ExitCode", "HoldReason", "RemoveReason",
-              "RequestMemory", "MaxRuntime", "PylawTest"]
 
 
 class Pool:
@@ -46,13 +43,7 @@ class Pool:
 
     def jobs(self, prefix: str = "pylaw_") -> dict[str, dict]:
         """Every job of the queue and the history whose batch name starts with ``prefix``, by id."""
-        constraint = f'regexp("^{prefix}", JobBatchName)'
-        schedd = self.schedd()
-        found = {}
-        for ad in [*schedd.history(constraint=constraint, projection=PROJECTION),
-                   *schedd.query(constraint=constraint, projection=PROJECTION)]:  # the queue wins: newer
-            found[f"{ad['ClusterId']}.{ad['ProcId']}"] = {key: ad.get(key) for key in PROJECTION}
-        return found
+        return schedd_jobs(self.schedd(), prefix)
 
 
 @pytest.fixture(scope="module")
@@ -112,27 +103,8 @@ class Run:
         return read_json(os.path.join(self.job_dir(task), "submission.json"))
 
 
-def read_json(path: str) -> dict:
-    return json.loads(read_text(path))
-
-
-def read_text(path: str) -> str:
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
 def new_jobs(pool: Pool, before: set[str], prefix: str = "pylaw_Square_") -> dict[str, dict]:
     return {job_id: ad for job_id, ad in pool.jobs(prefix).items() if job_id not in before}
-
-
-def wait_for(condition, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_fifty_branches_three_per_job_complete_as_one_cluster(pool):
