@@ -26,7 +26,7 @@ from pylaw.errors import ConfigError, JobFileError
 from pylaw.job.base import JobFileFactory, JobManager
 from pylaw.job.htcondor import HTCondorJobFileFactory, HTCondorJobManager, HTCondorSettings, parse_submit_options
 from pylaw.workflow.base import WorkflowProxy
-from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy
+from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy, own_type_hook
 
 #: the keys of [htcondor] that a [ce:NAME] of type htcondor may override (pylaw.ce.BACKENDS lists them too)
 KEYS = ("pool", "schedd", "requirements", "request_cpus", "request_memory", "request_disk", "universe",
@@ -85,6 +85,7 @@ class HTCondorWorkflow(BaseRemoteWorkflow):
             raise ConfigError(f"{where}: {exc}") from None
         return settings
 
+    @own_type_hook
     def remote_job_env(self) -> dict[str, str]:
         """With a shared file system, jobs write into this store (HTCondor jobs get no environment of
         the submitter: ``getenv = false``); without one, outputs go to remote targets."""
@@ -93,8 +94,10 @@ class HTCondorWorkflow(BaseRemoteWorkflow):
             env.setdefault(STORE_ENV, store_root())
         return env
 
+    @own_type_hook
     def remote_job_manager(self) -> JobManager:
         return HTCondorJobManager(self.remote_job_dir(), self.htcondor_settings())
 
+    @own_type_hook
     def remote_job_file_factory(self) -> JobFileFactory:
         return HTCondorJobFileFactory(self.htcondor_settings())

@@ -43,6 +43,30 @@ SOFTWARE = ["auto", "shared", "bundle", "setup"]
 CONTROL_PARAMS = frozenset({"branch", "branches", "workflow", "local", "ce"})
 
 
+class own_type_hook:  # noqa: N801 - used as a decorator
+    """A backend mixin's hook that answers for its own workflow type only; else the next class in the MRO does.
+
+    A class may carry several backend mixins (``class T(pylaw.Task, pylaw.LocalWorkflow,
+    pylaw.HTCondorWorkflow, pylaw.SlurmWorkflow)``: one task, two places). Python would find
+    the first mixin's ``remote_job_manager`` whatever ``--workflow``/``--ce`` chose, and
+    submit to the wrong batch system.
+    """
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def __get__(self, instance: Any, objtype: type | None = None) -> Any:
+        if instance is None:
+            return self.method
+        if instance.workflow == vars(self.owner)["workflow_type"]:
+            return self.method.__get__(instance, objtype)
+        return getattr(super(self.owner, instance), self.name)
+
+
 class job(luigi.Config):  # noqa: N801 - the class name is the config section name
     """The ``[job]`` config section: how jobs bootstrap their environment on the worker."""
 

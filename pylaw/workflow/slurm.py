@@ -25,7 +25,7 @@ from pylaw.job.base import JobFileFactory, JobManager
 from pylaw.job.command import CommandRunner
 from pylaw.job.slurm import SlurmJobFileFactory, SlurmJobManager
 from pylaw.workflow.base import WorkflowProxy
-from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy
+from pylaw.workflow.remote import BaseRemoteWorkflow, RemoteWorkflowProxy, own_type_hook
 
 
 class slurm(luigi.Config):  # noqa: N801 - the class name is the config section name
@@ -57,6 +57,7 @@ class SlurmWorkflow(BaseRemoteWorkflow):
     slurm_account: ClassVar[str] = ""
     slurm_qos: ClassVar[str] = ""
 
+    @own_type_hook
     def remote_job_manager(self) -> JobManager:
         config, element = slurm(), self.computing_element()
         timeout, arrays = config.command_timeout, config.arrays
@@ -68,9 +69,11 @@ class SlurmWorkflow(BaseRemoteWorkflow):
                 raise ConfigError(f"[ce:{element.name}]: {exc}") from None
         return SlurmJobManager(CommandRunner(timeout=timeout), arrays=arrays)
 
+    @own_type_hook
     def remote_job_file_factory(self) -> JobFileFactory:
         return SlurmJobFileFactory()
 
+    @own_type_hook
     def remote_job_options(self) -> tuple[dict[str, str], list[str]]:
         """Named sbatch options: the computing element's (``--ce``), else the task's, else ``[slurm]``."""
         config, element = slurm(), self.computing_element()
