@@ -164,7 +164,9 @@ def test_config_errors_name_the_section(tmp_path, monkeypatch):
             HTCondorWorkflow.htcondor_settings(task)  # type: ignore[arg-type]
     finally:
         luigi.configuration.LuigiConfigParser._config_paths.remove(str(config))
-        luigi.configuration.LuigiConfigParser.reload()
+        # reload() reads the remaining files into the same parser, which keeps the removed
+        # file's sections: a fresh parser, or [htcondor] leaks into every later test
+        luigi.configuration.LuigiConfigParser._instance = None
 
 
 def test_a_soft_kill_reaches_the_branch_at_once_and_logs_are_staged(tmp_path):

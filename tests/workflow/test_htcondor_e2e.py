@@ -149,8 +149,10 @@ def test_held_job_is_reported_with_its_reason_removed_and_retried(pool):
     proc = run.popen("--n", "2", "--stall", "1", "--retries", "1")
     try:
         wait_for(lambda: 0 in run.outputs() and read_marker(run, "stall_1"), what="branch 0 done, branch 1 stalled")
-        (held,) = wait_for(lambda: [i for i, ad in new_jobs(pool, before).items() if ad["JobStatus"] == 2],
-                           what="the stalled job running")
+        # branch 0's job may still be ending (its output exists): wait until only the stalled one runs
+        (held,) = wait_for(lambda: len(running := [i for i, ad in new_jobs(pool, before).items()
+                                                   if ad["JobStatus"] == 2]) == 1 and running,
+                           what="the stalled job running alone")
         pool.schedd().act(htcondor2.JobAction.Hold, [held], ("held by the test on purpose", 42))
         out, err = proc.communicate(timeout=180)
     finally:
