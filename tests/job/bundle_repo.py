@@ -10,6 +10,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import luigi.configuration
+import pytest
+
 TASKS = '''
 import os
 import sys
@@ -81,3 +84,16 @@ def make_repo(where: Path) -> Repo:
     sys.path.insert(0, str(root))
     importlib.import_module(repo.module)
     return repo
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A fresh analysis checkout on sys.path, with bundles cached in the test's own directory."""
+    made = make_repo(tmp_path)
+    config = luigi.configuration.get_config()
+    if not config.has_section("bundle"):
+        config.add_section("bundle")
+    config.set("bundle", "cache_dir", str(tmp_path / "bundles"))
+    yield made
+    config.remove_option("bundle", "cache_dir")
+    sys.path.remove(str(made.root))

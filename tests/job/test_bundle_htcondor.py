@@ -11,30 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 
-import luigi.configuration
-import pytest
-
 from pylaw.job.files import WRAPPER_NAME, job_environment, wrapper_source
-from tests.job.bundle_repo import make_repo
 from tests.services._process import require_module
 
 htcondor2 = require_module("htcondor2")
-
-
-@pytest.fixture
-def repo(tmp_path):
-    made = make_repo(tmp_path)
-    config = luigi.configuration.get_config()
-    if not config.has_section("bundle"):
-        config.add_section("bundle")
-    config.set("bundle", "cache_dir", str(tmp_path / "bundles"))
-    yield made
-    config.remove_option("bundle", "cache_dir")
-    sys.path.remove(str(made.root))
 
 
 def condor_environment(env: dict[str, str]) -> str:

@@ -26,22 +26,9 @@ import pytest
 from pylaw import processenv
 from pylaw.errors import BundleError, ConfigError
 from pylaw.job.files import WRAPPER_NAME, job_environment, wrapper_source
-from tests.job.bundle_repo import make_repo
 
 WORKER_PYTHON = "/usr/bin/python3"
 CLEAN = {"PATH": "/usr/bin:/bin"}
-
-
-@pytest.fixture
-def repo(tmp_path):
-    made = make_repo(tmp_path)
-    config = luigi.configuration.get_config()
-    if not config.has_section("bundle"):
-        config.add_section("bundle")
-    config.set("bundle", "cache_dir", str(tmp_path / "bundles"))
-    yield made
-    config.remove_option("bundle", "cache_dir")
-    sys.path.remove(str(made.root))
 
 
 def test_the_worker_python_cannot_see_the_submitter():
