@@ -117,6 +117,14 @@ class FileInterface(abc.ABC):
         base = url.rstrip("/")
         return {name: self.stat(f"{base}/{name}", timeout) for name in self.listdir(url, timeout)}
 
+    def fork_unsafe(self, url: str) -> bool:
+        """Whether calls on ``url`` must not run in a process forked after this one used them.
+
+        True for XrdCl-based access (see :mod:`pylaw.target.remote.forksafe`): such calls
+        then run in a storage agent process. The default: False.
+        """
+        return False
+
     def rmdir_is_recursive(self, url: str) -> bool:
         """Whether ``rmdir(url)`` removes a non-empty directory itself (else callers walk the tree)."""
         return False
