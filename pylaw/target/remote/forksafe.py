@@ -45,6 +45,7 @@ _owner_pid: int | None = None
 _owner_lock = threading.Lock()
 _agents = threading.local()  # this thread's agent (one per thread and process, serving every interface)
 
+#: a decorated primitive (:func:`after_fork_via_agent` keeps its signature)
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
