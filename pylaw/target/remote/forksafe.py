@@ -16,7 +16,8 @@ fork before the library initialises; a pipeline cannot choose when Luigi forks. 
 * in any other process, every call on a URL the interface marks ``fork_unsafe`` goes to a
   **storage agent**: a fresh Python process (started by ``exec``, so its XrdCl is its own)
   that runs the same interface and answers over a pipe. One agent per thread (batch
-  transfers stay parallel), started on first use (about 0.3 s), ended when its client
+  transfers stay parallel), started on first use (1-2 s on a busy 2-core machine, mostly
+  imports; a call then costs about what it costs in process), ended when its client
   process ends (the pipe closes);
 * XrdCl's fork handler is off (``XRD_RUNFORKHANDLER=0``, unless the user exported it), as
   nothing after a fork relies on it.
