@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -78,7 +79,7 @@ def test_forked_child_gets_the_same_answers_from_an_agent(make_fs, backend_name,
         source.write_bytes(b"child")
         fs.interface.copy(f"file://{source}", fs.url("/d/child.txt"))
         answers = (sorted(fs.listdir("d")), fs.stat("d/f2.txt").size)
-        return os.getpid(), forksafe.agent().pid, answers
+        return os.getpid(), forksafe.pool().idle[0].pid, answers
 
     child_pid, agent_pid, in_child = _in_child(child)
     assert in_child == (sorted([*in_parent[0], "child.txt"]), in_parent[1])
@@ -98,7 +99,7 @@ def test_davs_calls_stay_in_the_forked_process(make_fs) -> None:
 
     def child() -> tuple[list[str], bool]:
         names = fs.listdir("d")
-        return names, getattr(forksafe._agents, "agent", None) is not None
+        return names, bool(forksafe.pool().idle)
 
     names, agent_started = _in_child(child)
     assert names == [] and not agent_started
@@ -153,12 +154,30 @@ def test_a_killed_agent_is_replaced(make_fs, backend_name) -> None:
     fs.listdir("k")
 
     def child() -> tuple[int, int, list[str]]:
-        first = forksafe.agent()
         fs.listdir("k")
+        (first,) = forksafe.pool().idle
         os.kill(first.pid, signal.SIGKILL)
         first.process.wait()
-        names = fs.listdir("k")  # the dead agent's failure is transient: retried with a new one
-        return first.pid, forksafe.agent().pid, names
+        names = fs.listdir("k")  # the dead agent is never leased again: a new one answers
+        return first.pid, forksafe.pool().idle[0].pid, names
 
     first, second, names = _in_child(child)
     assert first != second and names == []
+
+
+def test_threads_share_the_agents_of_their_process(make_fs) -> None:
+    """A batch's threads lease agents from one pool: the next batch's new threads start none."""
+    fs = make_fs("root")
+    fs.mkdir("t")
+    fs.listdir("t")
+
+    def child() -> tuple[set[int], set[int]]:
+        rounds = []
+        for _ in range(2):
+            with ThreadPoolExecutor(4) as threads:  # new threads each round, as in batch transfers
+                list(threads.map(lambda _: fs.listdir("t"), range(16)))
+            rounds.append({agent.pid for agent in forksafe.pool().idle})
+        return rounds[0], rounds[1]
+
+    first, second = _in_child(child)
+    assert 1 <= len(first) <= 4 and second == first

@@ -15,10 +15,10 @@ fork before the library initialises; a pipeline cannot choose when Luigi forks. 
   calls XrdCl, not even to free what it inherited (the copies are left alone);
 * in any other process, every call on a URL the interface marks ``fork_unsafe`` goes to a
   **storage agent**: a fresh Python process (started by ``exec``, so its XrdCl is its own)
-  that runs the same interface and answers over a pipe. One agent per thread (batch
-  transfers stay parallel), started on first use (1-2 s on a busy 2-core machine, mostly
-  imports; a call then costs about what it costs in process), ended when its client
-  process ends (the pipe closes);
+  that runs the same interface and answers over a pipe. A process keeps a pool of them,
+  one per call in flight (batch transfers stay parallel), each started when needed (1-2 s
+  on a busy 2-core machine, mostly imports; a call then costs about what it costs in
+  process) and ended when its client process ends (the pipe closes);
 * XrdCl's fork handler is off (``XRD_RUNFORKHANDLER=0``, unless the user exported it), as
   nothing after a fork relies on it.
 
@@ -27,6 +27,7 @@ Calls on other URLs (``davs://``, ``file://``) stay in the process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
@@ -35,7 +36,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
 from pylaw import processenv
@@ -44,7 +45,6 @@ from pylaw.target.remote.interface import FileInterface
 
 _owner_pid: int | None = None
 _owner_lock = threading.Lock()
-_agents = threading.local()  # this thread's agent (one per thread and process, serving every interface)
 
 #: a decorated primitive (:func:`after_fork_via_agent` keeps its signature)
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -69,12 +69,42 @@ def may_call_xrdcl() -> bool:
         return _owner_pid == os.getpid()
 
 
-def agent() -> StorageAgent:
-    """This thread's storage agent, started on first use (an inherited one belongs to the parent)."""
-    current = getattr(_agents, "agent", None)
-    if current is None or current.client_pid != os.getpid() or not current.alive():
-        current = _agents.agent = StorageAgent()
-    return current
+class AgentPool:
+    """This process's idle agents: a call takes one (or starts one) and gives it back.
+
+    Each agent serves every interface, one call at a time; threads share the pool, so a
+    batch transfer's threads reuse the agents of the previous batch.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.idle: list[StorageAgent] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[StorageAgent]:
+        with self._lock:
+            agent = self.idle.pop() if self.idle else None
+        if agent is None or not agent.alive():
+            agent = StorageAgent()
+        try:
+            yield agent
+        finally:
+            if agent.alive():
+                with self._lock:
+                    self.idle.append(agent)
+
+
+_pool: AgentPool | None = None
+
+
+def pool() -> AgentPool:
+    """This process's agent pool (a forked child starts with an empty one: inherited agents are the parent's)."""
+    global _pool
+    with _owner_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = AgentPool()
+        return _pool
 
 
 def after_fork_via_agent(method: Method) -> Method:
@@ -88,7 +118,8 @@ def after_fork_via_agent(method: Method) -> Method:
         unsafe = any(isinstance(a, str) and self.fork_unsafe(a) for a in args)
         if not unsafe or may_call_xrdcl():
             return method(self, *args, **kwargs)
-        return agent().call(self, method.__name__, args, kwargs)
+        with pool().lease() as agent:
+            return agent.call(self, method.__name__, args, kwargs)
     return call  # type: ignore[return-value]
 
 
@@ -136,6 +167,8 @@ class StorageAgent:
             _send(self._to, (pickle.dumps(interface), method, args, kwargs))
             ok, value = _receive(self._from)
         except (OSError, EOFError) as exc:
+            self.process.kill()  # half a message may be in the pipe: this agent is done
+            self.process.wait()
             raise RemoteConnectionError(
                 f"the storage agent (pid {self.pid}) of this process ended during {method}: {exc}; "
                 "it is restarted on the next call", operation=method) from exc
