@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pylaw.errors import RemoteFileNotFoundError, RemoteNotADirectoryError
-from pylaw.target.remote import forksafe
+from pylaw.target.remote import agent as agents
 from pylaw.target.remote.interface import FileInterface
 
 XRDCL_BACKENDS = ["root", "xrdcl"]
@@ -72,14 +72,14 @@ def test_forked_child_gets_the_same_answers_from_an_agent(make_fs, backend_name,
     for i in range(3):
         _put(fs, tmp_path, f"d/f{i}.txt", i)
     in_parent = (sorted(fs.listdir("d")), fs.stat("d/f2.txt").size)
-    assert forksafe.xrdcl_owner() == os.getpid()
+    assert agents.xrdcl_owner() == os.getpid()
 
     def child() -> tuple[Any, ...]:
         source = tmp_path / f"from-child-{os.getpid()}.txt"
         source.write_bytes(b"child")
         fs.interface.copy(f"file://{source}", fs.url("/d/child.txt"))
         answers = (sorted(fs.listdir("d")), fs.stat("d/f2.txt").size)
-        return os.getpid(), forksafe.pool().idle[0].pid, answers
+        return os.getpid(), agents.pool().idle[0].pid, answers
 
     child_pid, agent_pid, in_child = _in_child(child)
     assert in_child == (sorted([*in_parent[0], "child.txt"]), in_parent[1])
@@ -99,7 +99,7 @@ def test_davs_calls_stay_in_the_forked_process(make_fs) -> None:
 
     def child() -> tuple[list[str], bool]:
         names = fs.listdir("d")
-        return names, bool(forksafe.pool().idle)
+        return names, bool(agents.pool().idle)
 
     names, agent_started = _in_child(child)
     assert names == [] and not agent_started
@@ -132,7 +132,7 @@ def test_agent_answers_as_the_interface_does(make_fs, backend_name, tmp_path) ->
         ("rmdir", (f"{base}/missing",)), ("rename", (f"{base}/missing", f"{base}/other")),
         ("copy", (f"{base}/missing", f"file://{tmp_path}/never")),
     ]
-    agent = forksafe.StorageAgent()
+    agent = agents.StorageAgent()
     try:
         for method, args in cases:
             primitive = getattr(type(interface), method)
@@ -155,11 +155,11 @@ def test_a_killed_agent_is_replaced(make_fs, backend_name) -> None:
 
     def child() -> tuple[int, int, list[str]]:
         fs.listdir("k")
-        (first,) = forksafe.pool().idle
+        (first,) = agents.pool().idle
         os.kill(first.pid, signal.SIGKILL)
         first.process.wait()
         names = fs.listdir("k")  # the dead agent is never leased again: a new one answers
-        return first.pid, forksafe.pool().idle[0].pid, names
+        return first.pid, agents.pool().idle[0].pid, names
 
     first, second, names = _in_child(child)
     assert first != second and names == []
@@ -176,7 +176,7 @@ def test_threads_share_the_agents_of_their_process(make_fs) -> None:
         for _ in range(2):
             with ThreadPoolExecutor(4) as threads:  # new threads each round, as in batch transfers
                 list(threads.map(lambda _: fs.listdir("t"), range(16)))
-            rounds.append({agent.pid for agent in forksafe.pool().idle})
+            rounds.append({agent.pid for agent in agents.pool().idle})
         return rounds[0], rounds[1]
 
     first, second = _in_child(child)

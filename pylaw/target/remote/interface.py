@@ -120,8 +120,15 @@ class FileInterface(abc.ABC):
     def fork_unsafe(self, url: str) -> bool:
         """Whether calls on ``url`` must not run in a process forked after this one used them.
 
-        True for XrdCl-based access (see :mod:`pylaw.target.remote.forksafe`): such calls
+        True for XrdCl-based access (see :mod:`pylaw.target.remote.agent`): such calls
         then run in a storage agent process. The default: False.
+        """
+        return False
+
+    def tls_per_request(self, url: str) -> bool:
+        """Whether calls on ``url`` set up TLS per request, and so run cheaper in a lean-TLS agent.
+
+        See :mod:`pylaw.target.remote.tls`. The default: False.
         """
         return False
 

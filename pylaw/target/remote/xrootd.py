@@ -10,7 +10,7 @@ The ``XRootD`` Python bindings (Debian ``python3-xrootd``, or ``pip install xroo
 imported lazily, and a missing package gives an install hint. Every failed
 ``XRootDStatus`` is translated to a :mod:`pylaw.errors` type in :func:`map_status` and
 nowhere else. XrdCl objects are thread-safe; a forked process reaches them through an agent
-(:mod:`pylaw.target.remote.forksafe`).
+(:mod:`pylaw.target.remote.agent`).
 
 Protocol facts used here (xrootd 5.5): a server answer carries a kXR code in ``errno``
 (3011 not found, 3018 exists, 3005 for a non-empty directory or a file where a
@@ -42,8 +42,8 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
+from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
-from pylaw.target.remote.forksafe import after_fork_via_agent, disable_xrdcl_fork_handler
 from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
 
 INSTALL_HINT = ("the XRootD Python bindings are not installed: on Debian/Ubuntu run "
@@ -194,7 +194,7 @@ class XRootDInterface(FileInterface):
         self._fresh_state()
 
     def _filesystem(self, host: str) -> Any:
-        with self._lock:  # never used in a forked child (pylaw.target.remote.forksafe)
+        with self._lock:  # never used in a forked child (pylaw.target.remote.agent)
             fs = self._filesystems.get(host)
             if fs is None:
                 fs = self._filesystems[host] = import_xrootd().FileSystem(host)
@@ -215,17 +215,17 @@ class XRootDInterface(FileInterface):
         call = getattr(self._filesystem(host), method)
         return self._check(call(path, *args, timeout=_seconds(timeout)), operation, url)
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
         return _remote_stat(self._fs_call("stat", url, "stat", timeout=timeout), _is_dir_flag())
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         flags = import_xrootd().flags.DirListFlags
         listing = self._fs_call("listdir", url, "dirlist", flags.NONE, timeout=timeout)
         return [entry.name for entry in listing if entry.name not in (".", "..")]
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
         """One ``dirlist`` with attributes (kXR_dirlist with dstat: one request)."""
         flags = import_xrootd().flags.DirListFlags
@@ -234,7 +234,7 @@ class XRootDInterface(FileInterface):
         return {entry.name: _remote_stat(entry.statinfo, is_dir) for entry in listing
                 if entry.name not in (".", "..")}
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         flags = import_xrootd().flags.MkDirFlags
         if not parents and self.exists(url, timeout):  # xrootd itself accepts an existing directory
@@ -246,15 +246,15 @@ class XRootDInterface(FileInterface):
             if not self.stat(url, timeout).is_dir:
                 raise
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def unlink(self, url: str, timeout: float | None = None) -> None:
         self._fs_call("unlink", url, "rm", timeout=timeout)
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def rmdir(self, url: str, timeout: float | None = None) -> None:
         self._fs_call("rmdir", url, "rmdir", timeout=timeout)
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
         host, path = split_url(source)
         dest_host, dest_path = split_url(destination)
@@ -263,7 +263,7 @@ class XRootDInterface(FileInterface):
                                           f"{redact(destination)}", operation="rename", url=redact(source))
         self._check(self._filesystem(host).mv(path, dest_path, timeout=_seconds(timeout)), "rename", source)
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
         """kXR_query of the checksum (``cks.type`` names the algorithm); None where the server has none.
 
@@ -292,7 +292,7 @@ class XRootDInterface(FileInterface):
             return None
         return normalize(name, value)
 
-    @after_fork_via_agent
+    @may_run_in_agent
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
         """Stream ``source`` to ``destination`` in chunks: put, get, or root:// to root:// via this client."""

@@ -1,4 +1,12 @@
-"""Fork safety for XRootD: a forked process reaches root:// storage through an agent process.
+"""Storage agents: calls that must not, or should not, run in this process run in a fresh one.
+
+Two reasons move a call of a :class:`FileInterface` primitive to an agent: XRootD is not
+fork-safe (below), and davs:// is much cheaper in a process whose OpenSSL does not parse
+its CA bundle per request (:mod:`pylaw.target.remote.tls`). An agent is a fresh Python
+process (started by ``exec``) that runs the same interface (a pickled copy), answers over
+a pipe and raises the same errors.
+
+Fork safety for XRootD:
 
 XrdCl (XRootD's client, used by GFAL2's root:// plugin and by the ``XRootD`` bindings)
 runs background threads and keeps connections with locked state. A process that used it
@@ -22,7 +30,9 @@ fork before the library initialises; a pipeline cannot choose when Luigi forks. 
 * XrdCl's fork handler is off (``XRD_RUNFORKHANDLER=0``, unless the user exported it), as
   nothing after a fork relies on it.
 
-Calls on other URLs (``davs://``, ``file://``) stay in the process.
+davs:// and https:// calls go to an agent whose OpenSSL trusts the same authorities
+without parsing a bundle (:mod:`pylaw.target.remote.tls`), where that can be shown;
+``file://``, ``dav://`` and the rest stay in the process.
 """
 
 from __future__ import annotations
@@ -36,17 +46,18 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 
 from pylaw import processenv
 from pylaw.errors import RemoteConnectionError
 from pylaw.target.remote.interface import FileInterface
+from pylaw.target.remote.tls import lean_ca_environment
 
 _owner_pid: int | None = None
 _owner_lock = threading.Lock()
 
-#: a decorated primitive (:func:`after_fork_via_agent` keeps its signature)
+#: a decorated primitive (:func:`may_run_in_agent` keeps its signature)
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
@@ -70,14 +81,15 @@ def may_call_xrdcl() -> bool:
 
 
 class AgentPool:
-    """This process's idle agents: a call takes one (or starts one) and gives it back.
+    """This process's idle agents of one environment: a call takes one (or starts one) and gives it back.
 
     Each agent serves every interface, one call at a time; threads share the pool, so a
     batch transfer's threads reuse the agents of the previous batch.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, environment: Mapping[str, str] | None = None) -> None:
         self.pid = os.getpid()
+        self.environment = dict(environment or {})
         self.idle: list[StorageAgent] = []
         self._lock = threading.Lock()
 
@@ -86,7 +98,7 @@ class AgentPool:
         with self._lock:
             agent = self.idle.pop() if self.idle else None
         if agent is None or not agent.alive():
-            agent = StorageAgent()
+            agent = StorageAgent(self.environment)
         try:
             yield agent
         finally:
@@ -94,31 +106,52 @@ class AgentPool:
                 with self._lock:
                     self.idle.append(agent)
 
-
-_pool: AgentPool | None = None
-
-
-def pool() -> AgentPool:
-    """This process's agent pool (a forked child starts with an empty one: inherited agents are the parent's)."""
-    global _pool
-    with _owner_lock:
-        if _pool is None or _pool.pid != os.getpid():
-            _pool = AgentPool()
-        return _pool
+    def close_idle(self) -> None:
+        with self._lock:
+            idle, self.idle = self.idle, []
+        for agent in idle:
+            agent.close()
 
 
-def after_fork_via_agent(method: Method) -> Method:
-    """Decorates a :class:`FileInterface` primitive: outside XrdCl's owner process, it runs in the agent.
+_pools: dict[tuple[int, int], AgentPool] = {}
 
-    Only calls with a URL the interface marks ``fork_unsafe`` move; the agent runs the
-    same interface (a pickled copy) and raises the same errors.
+
+def pool(environment: Mapping[str, str] | None = None) -> AgentPool:
+    """This process's pool of agents with these environment overrides, for its current environment.
+
+    An agent keeps the environment it started with (credentials, ``X509_CERT_DIR``...), so
+    a changed ``os.environ`` means new agents; the idle ones of the old one are ended. A
+    forked child starts with empty pools: inherited agents are the parent's.
     """
+    overrides = dict(environment or {})
+    key = (os.getpid(), hash(tuple(sorted({**os.environ, **overrides}.items()))))
+    with _owner_lock:
+        found = _pools.get(key)
+        if found is None:
+            for other in [k for k in _pools if k[0] == key[0] and k[1] != key[1]
+                          and _pools[k].environment == overrides]:
+                _pools.pop(other).close_idle()
+            found = _pools[key] = AgentPool(overrides)
+        return found
+
+
+def agent_environment(interface: FileInterface, urls: list[str]) -> dict[str, str] | None:
+    """The environment overrides of the agent that must run a call on ``urls``; None: run it here."""
+    if any(interface.fork_unsafe(url) for url in urls) and not may_call_xrdcl():
+        return {}
+    if any(interface.tls_per_request(url) for url in urls):
+        return lean_ca_environment()
+    return None
+
+
+def may_run_in_agent(method: Method) -> Method:
+    """Decorates a :class:`FileInterface` primitive: it runs in an agent when :func:`agent_environment` says so."""
     @functools.wraps(method)
     def call(self: FileInterface, *args: Any, **kwargs: Any) -> Any:
-        unsafe = any(isinstance(a, str) and self.fork_unsafe(a) for a in args)
-        if not unsafe or may_call_xrdcl():
+        environment = agent_environment(self, [a for a in args if isinstance(a, str) and "://" in a])
+        if environment is None:
             return method(self, *args, **kwargs)
-        with pool().lease() as agent:
+        with pool(environment).lease() as agent:
             return agent.call(self, method.__name__, args, kwargs)
     return call  # type: ignore[return-value]
 
@@ -145,11 +178,11 @@ def _receive(stream: IO[bytes]) -> Any:
 class StorageAgent:
     """A child Python process; :meth:`call` runs one method of an interface there."""
 
-    def __init__(self) -> None:
+    def __init__(self, environment: Mapping[str, str] | None = None) -> None:
         self.client_pid = os.getpid()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = dict(os.environ, **(environment or {}), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from pylaw.target.remote.forksafe import main; main()"],
+            [sys.executable, "-c", "from pylaw.target.remote.agent import main; main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._to, self._from = self.process.stdin, self.process.stdout
