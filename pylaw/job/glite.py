@@ -40,7 +40,7 @@ import shlex
 import tarfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -61,6 +61,7 @@ from pylaw.job.base import (
     SubmitResult,
 )
 from pylaw.job.command import CommandRunner
+from pylaw.job.credentials import CredentialWatch, inspect_credentials, require_credentials
 from pylaw.job.files import WRAPPER_NAME, copy_wrapper, job_environment, write_script
 
 logger = logging.getLogger("pylaw.job")
@@ -83,6 +84,8 @@ class GliteSettings:
     retrieve_output: bool = True     # fetch the output sandbox (logs) of ended jobs
     submit_threads: int = 4          # submissions in flight at once
     command_timeout: float = 120.0   # seconds per CLI call
+    min_lifetime: float = 3600.0     # seconds the proxy must still live at every submission (walltime + margin)
+    warn_below: float = 7200.0       # warn while polling when the proxy lives less than this
 
     def parts(self) -> re.Match[str]:
         match = ENDPOINT.fullmatch(self.endpoint)
@@ -213,14 +216,31 @@ class GliteJobManager(JobManager):
     ids_on_argv = 20       # more than this go through an id file (-i)
 
     def __init__(self, job_dir: str, settings: GliteSettings, delegation: str = "",
-                 credentials: Callable[[], str | None] | None = None, runner: CommandRunner | None = None) -> None:
+                 runner: CommandRunner | None = None) -> None:
         super().__init__(runner or CommandRunner(timeout=settings.command_timeout))
         self.job_dir, self.settings = job_dir, settings
         self.delegation = delegation  # from the submission state: a rerun reuses it
         self.delegations: list[str] = []  # delegated by this manager
-        self.credentials = credentials  # checks the proxy; returns a warning to show, or raises
+        self.watch: CredentialWatch | None = None
         self.retrieved: set[str] = set()
         self.lock = threading.Lock()
+
+    # -- credentials ----------------------------------------------------------------
+
+    def require_credentials(self) -> None:
+        """Before every submission: the proxy outlives the jobs (walltime plus margin), else nothing is submitted."""
+        info = require_credentials(self.settings.min_lifetime, vo=self.settings.vo, runner=self.runner)
+        self.watch = CredentialWatch(info, self.settings.warn_below, note=self.WATCH_NOTE, runner=self.runner)
+
+    WATCH_NOTE = ("the CE's delegated copy ends with it: after renewing, pylaw delegates again when the CE "
+                  "refuses the old delegation")
+
+    def watch_credentials(self) -> None:
+        """While polling: warn when the proxy runs low (a reattaching run starts watching here)."""
+        if self.watch is None:
+            info = inspect_credentials(vo=self.settings.vo, runner=self.runner)
+            self.watch = CredentialWatch(info, self.settings.warn_below, note=self.WATCH_NOTE, runner=self.runner)
+        self.watch.check()
 
     # -- delegation and submission ------------------------------------------------------
 
@@ -244,8 +264,7 @@ class GliteJobManager(JobManager):
     def submit(self, batches: Sequence[JobBatch]) -> list[SubmitResult]:
         if not batches:
             return []
-        if self.credentials is not None:
-            self.credentials()  # before anything reaches the CE: a too-short proxy fails here
+        self.require_credentials()  # before anything reaches the CE: a too-short proxy fails here
         if not self.delegation:
             self.delegate()
         with ThreadPoolExecutor(self.settings.submit_threads) as pool:
@@ -299,10 +318,7 @@ class GliteJobManager(JobManager):
     # -- status, output ----------------------------------------------------------------
 
     def query(self, job_ids: Sequence[str]) -> dict[str, JobState]:
-        if self.credentials is not None:
-            warning = self.credentials()
-            if warning:
-                logger.warning("%s", warning)
+        self.watch_credentials()  # CredentialWatch logs its warnings itself
         states: dict[str, JobState] = {}
         ended = []
         for chunk in chunks(job_ids, self.ids_per_call):
@@ -319,7 +335,7 @@ class GliteJobManager(JobManager):
         text, returncode, argv = self.bulk(self.status_command, job_ids)
         blocks = out.status_blocks(text)
         faults = out.job_faults(text)
-        if not blocks and returncode != 0:
+        if not blocks and not faults and returncode != 0:
             raise CommandError(f"glite-ce-job-status failed (exit code {returncode}): "
                                f"{' '.join(text.split())[:500]}", argv, returncode)
         states = {job_id: (block.status, self.state_of(block)) for job_id, block in blocks.items()}

@@ -73,7 +73,8 @@ def status_blocks(text: str) -> dict[str, StatusBlock]:
     """The jobs of a ``glite-ce-job-status`` answer (any verbosity level), by id."""
     starts = list(BLOCK.finditer(text))
     blocks = {}
-    for match, end in zip(starts, [m.start() for m in starts[1:]] + [len(text)], strict=True):
+    ends = [m.start() for m in starts[1:]] + ([len(text)] if starts else [])
+    for match, end in zip(starts, ends, strict=True):
         body = text[match.end():end]
         history = HISTORY.search(body)
         current = body[:history.start()] if history else body
