@@ -195,3 +195,15 @@ def test_a_bad_endpoint_is_refused(endpoint: str) -> None:
 def test_service_and_resource_default_the_port() -> None:
     settings = GliteSettings(endpoint="ce.example.org/cream-pbs-cms")
     assert (settings.service, settings.resource) == ("ce.example.org:8443", "ce.example.org:8443/cream-pbs-cms")
+
+
+def test_polling_warns_when_the_proxy_runs_low(cream_double: CreamDouble, tmp_path, caplog) -> None:
+    settings = GliteSettings(endpoint=SETTINGS.endpoint, warn_below=2 * 86400)  # the fake proxy lives 24 h
+    manager = GliteJobManager(str(tmp_path), settings)
+    with caplog.at_level("WARNING", logger="pylaw.job.credentials"):
+        manager.query(["https://cream-double.invalid:8443/DOUBLE_000000000000"])
+        manager.query(["https://cream-double.invalid:8443/DOUBLE_000000000000"])
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pylaw.job.credentials"]
+    assert len(warnings) == 1, warnings  # once per threshold, not once per poll
+    assert "ends in" in warnings[0] and "delegates again" in warnings[0]
+    assert cream_double.secret not in warnings[0]
