@@ -214,6 +214,8 @@ class GliteJobManager(JobManager):
                                  r"|Connection (refused|timed out|reset)|Service Unavailable", re.I)
     ids_per_call = 200     # job ids per status/cancel/purge/output call
     ids_on_argv = 20       # more than this go through an id file (-i)
+    WATCH_NOTE = ("the CE's delegated copy ends with it: after renewing, pylaw delegates again when the CE "
+                  "refuses the old delegation")
 
     def __init__(self, job_dir: str, settings: GliteSettings, delegation: str = "",
                  runner: CommandRunner | None = None) -> None:
@@ -230,10 +232,8 @@ class GliteJobManager(JobManager):
     def require_credentials(self) -> None:
         """Before every submission: the proxy outlives the jobs (walltime plus margin), else nothing is submitted."""
         info = require_credentials(self.settings.min_lifetime, vo=self.settings.vo, runner=self.runner)
-        self.watch = CredentialWatch(info, self.settings.warn_below, note=self.WATCH_NOTE, runner=self.runner)
-
-    WATCH_NOTE = ("the CE's delegated copy ends with it: after renewing, pylaw delegates again when the CE "
-                  "refuses the old delegation")
+        if self.watch is None:  # one watch per manager: each threshold is warned about once
+            self.watch = CredentialWatch(info, self.settings.warn_below, note=self.WATCH_NOTE, runner=self.runner)
 
     def watch_credentials(self) -> None:
         """While polling: warn when the proxy runs low (a reattaching run starts watching here)."""
