@@ -40,9 +40,10 @@ def isatty(stream: IO[str] | None) -> bool:
 def width(stream: IO[str] | None, default: int = 100) -> int:
     """Columns of the terminal behind ``stream``, ``default`` when it has none."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns  # type: ignore[union-attr]
+        columns = os.get_terminal_size(stream.fileno()).columns  # type: ignore[union-attr]
     except (AttributeError, OSError, ValueError):
         return default
+    return columns or default  # a terminal whose size was never set (a fresh pty) says 0
 
 
 def paint(text: str, status: str, colour: bool = True) -> str:
@@ -81,16 +82,16 @@ def fit(text: str, columns: int) -> str:
 
     Only for text without escape sequences: cut before painting.
     """
-    return text[:columns - 1] if columns and len(text) >= columns else text
+    return text[:columns - 1] if columns > 0 and len(text) >= columns else text
 
 
 class StatusLine:
-    """One line of progress: redrawn in place on a terminal, else printed as plain lines, rate-limited.
+    """One line of progress: redrawn in place on a terminal, else plain lines, rate-limited.
 
-    On a terminal every :meth:`show` redraws (at most ``redraw`` times a second); without
-    one a line is printed when the text changed and ``interval`` seconds have passed since
-    the last, so a batch log gets a line per change at most every ``interval`` seconds,
-    and :meth:`close` prints the last state if it was not printed yet.
+    On a terminal :meth:`show` redraws at most ``redraw`` times a second. Without one,
+    a line is printed at most every ``interval`` seconds, the first after one interval,
+    so a short transfer prints nothing into a log and a long one a line per interval,
+    and :meth:`close` prints the last state if lines were printed and it was not.
     """
 
     def __init__(self, stream: IO[str], interval: float = 5.0, redraw: float = 5.0,
@@ -98,17 +99,17 @@ class StatusLine:
         self.stream = stream
         self.tty = isatty(stream) if tty is None else tty
         self.every = 1.0 / redraw if self.tty else interval
-        self.last_shown = -float("inf")
+        self.last_shown = -float("inf") if self.tty else time.monotonic()
         self.shown = self.pending = ""
         self.pending_drawn: str | None = None
         self.lock = threading.Lock()
 
-    def show(self, plain: str, drawn: str | None = None, force: bool = False) -> None:
-        """Show ``plain`` (``drawn``, with bar and colours, on a terminal)."""
+    def show(self, plain: str, drawn: str | None = None) -> None:
+        """Show ``plain`` (on a terminal ``drawn`` instead, if given: with bar and colours)."""
         with self.lock:
             self.pending, self.pending_drawn = plain, drawn
             now = time.monotonic()
-            if not force and (now - self.last_shown < self.every or plain == self.shown):
+            if now - self.last_shown < self.every or plain == self.shown:
                 return
             self.last_shown = now
             self._write()
@@ -123,9 +124,9 @@ class StatusLine:
         self.stream.flush()
 
     def close(self) -> None:
-        """The last state on its own line (the terminal's cursor goes to the next line)."""
+        """The last state (on a terminal on its own line: the cursor moves to the next one)."""
         with self.lock:
-            if self.pending and self.pending != self.shown:
+            if self.pending != self.shown and (self.tty or self.shown):
                 self._write()
             if self.tty and self.shown:
                 self.stream.write("\n")

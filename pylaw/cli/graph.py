@@ -39,13 +39,28 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def node_label(status: monitor.TaskStatus) -> str:
+#: parameters never shown in a node (the same for every branch of a workflow, or noise)
+HIDDEN = ("branch", "branches")
+#: parameters per node at most (the rest is counted)
+MAX_PARAMS = 5
+
+
+def common_params(report: monitor.Report) -> dict[str, str]:
+    """Parameters with one value in every task that has them: shown once, in the graph's label."""
+    values: dict[str, set[str]] = {}
+    for status in report.tasks.values():
+        for key, value in status.task.to_str_params(only_significant=True).items():
+            values.setdefault(key, set()).add(value)
+    return {key: next(iter(found)) for key, found in values.items() if len(found) == 1 and key not in HIDDEN}
+
+
+def node_label(status: monitor.TaskStatus, common: dict[str, str] | None = None) -> str:
     task = status.task
     params = task.to_str_params(only_significant=True)
-    shown = [f"{k}={v}" for k, v in params.items() if k not in ("version", "branch", "branches") and v not in ("",)]
-    lines = [task.get_task_family(), *shown[:4]]
-    if len(shown) > 4:
-        lines.append(f"... {len(shown) - 4} more")
+    shown = [f"{k}={v}" for k, v in params.items() if k not in HIDDEN and k not in (common or {})]
+    lines = [task.get_task_family(), *shown[:MAX_PARAMS]]
+    if len(shown) > MAX_PARAMS:
+        lines.append(f"... {len(shown) - MAX_PARAMS} more")
     b = status.branches
     if b is not None:
         lines.append(f"{status.workflow_type}: {b.done}/{b.total} done"
@@ -65,12 +80,14 @@ def node_label(status: monitor.TaskStatus) -> str:
 
 def to_dot(report: monitor.Report) -> str:
     """The report as a DOT digraph."""
-    lines = ["digraph pylaw {", '  graph [rankdir=TB, fontname="Helvetica"];',
+    common = common_params(report)
+    title = ", ".join(f"{k}={v}" for k, v in common.items())
+    lines = ["digraph pylaw {", f'  graph [rankdir=TB, fontname="Helvetica", labelloc=t, label={quote(title)}];',
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
              '  edge [color="#555555"];']
     for status in report.tasks.values():
         shape = ', shape=box3d, style="filled"' if status.workflow_type is not None else ""
-        lines.append(f"  {quote(status.task_id)} [label={quote(node_label(status))}, "
+        lines.append(f"  {quote(status.task_id)} [label={quote(node_label(status, common))}, "
                      f"fillcolor={quote(FILL[status.activity])}, tooltip={quote(status.task_id)}{shape}];")
     for status in report.tasks.values():
         for requirement in status.requires:
