@@ -11,6 +11,7 @@ system instead, once per workflow. On a terminal in colour, otherwise plain text
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 from collections.abc import Sequence
 from typing import IO, Any
@@ -39,7 +40,9 @@ def build_root(module: str, name: str, params: Sequence[str], command: str) -> l
     if cls is None:
         known = sorted(family for family in Register.task_names()
                        if getattr(Register.get_task_cls(family), "__module__", "") == module)
-        raise TaskNotFoundError(f"module {module!r} defines no task {name!r} (it defines: "
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise TaskNotFoundError(f"module {module!r} defines no task {name!r}; {hint}(it defines: "
                                 f"{', '.join(known) or 'none'}); pylaw {command} MODULE TASK [--param value ...]")
     argv = [name, *params]
     preflight.check(argv)  # unknown or bad parameters: one line that names them
