@@ -31,6 +31,7 @@ from pylaw.cli.index import build_index, find_module, import_task_module, read_i
 from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import (
+    CommandError,
     PylawError,
     UsageError,
 )
@@ -294,9 +295,13 @@ def _monitor(ns: argparse.Namespace, params: list[str]) -> int:
     if ns.depth < -1:
         raise UsageError(f"--depth {ns.depth}: give -1 (all) or a depth >= 0")
     task = status.build_root(ns.module, ns.task, params, ns.command)
-    if ns.command == "status":
-        return status.show(task, sys.stdout, ns.depth, ns.refresh, ns.json)
-    return graph.show(task, sys.stdout, ns.depth, ns.refresh, ns.output)
+    try:
+        if ns.command == "status":
+            return status.show(task, sys.stdout, ns.depth, ns.refresh, ns.json)
+        return graph.show(task, sys.stdout, ns.depth, ns.refresh, ns.output)
+    except CommandError as exc:  # --refresh: the batch system did not answer; not a usage error
+        print(f"pylaw: error: --refresh could not ask the batch system: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _one_line(exc: Exception) -> str:
