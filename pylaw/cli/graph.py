@@ -46,12 +46,13 @@ MAX_PARAMS = 5
 
 
 def common_params(report: monitor.Report) -> dict[str, str]:
-    """Parameters with one value in every task that has them: shown once, in the graph's label."""
-    values: dict[str, set[str]] = {}
+    """Parameters that several tasks have, all with one value: shown once, in the graph's label."""
+    values: dict[str, list[str]] = {}
     for status in report.tasks.values():
         for key, value in status.task.to_str_params(only_significant=True).items():
-            values.setdefault(key, set()).add(value)
-    return {key: next(iter(found)) for key, found in values.items() if len(found) == 1 and key not in HIDDEN}
+            values.setdefault(key, []).append(value)
+    return {key: found[0] for key, found in values.items()
+            if len(found) > 1 and len(set(found)) == 1 and key not in HIDDEN}
 
 
 def node_label(status: monitor.TaskStatus, common: dict[str, str] | None = None) -> str:
@@ -117,10 +118,17 @@ def render(dot: str, path: str) -> None:
                               capture_output=True, timeout=RENDER_TIMEOUT)
         if done.returncode != 0:
             raise UsageError(f"Graphviz could not render {path}: {done.stderr.strip() or f'exit {done.returncode}'}")
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the picture from others
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def show(task: luigi.Task, out: IO[str], depth: int = -1, refresh: bool = False, output: str = "") -> int:

@@ -81,8 +81,9 @@ def _headline(report: monitor.Report, colour: bool) -> str:
     for status in report.tasks.values():
         counts[status.activity] = counts.get(status.activity, 0) + 1
     parts = [terminal.paint(f"{n} {state}", state, colour) for state, n in sorted(counts.items())]
-    source = "batch system asked now (--refresh)" if report.refreshed else "recorded states, batch system not asked"
-    return f"{len(report.tasks)} tasks: {', '.join(parts)}  ({source})"
+    source = "job states from the batch system, now" if report.refreshed else \
+        "job states as recorded; the batch system was not asked"
+    return f"{len(report.tasks)} task(s): {', '.join(parts)}  ({source})"
 
 
 def _last_children(tree: list[tuple[int, str, bool]]) -> list[bool]:
@@ -104,7 +105,9 @@ def _state_word(status: monitor.TaskStatus, colour: bool) -> str:
         word = f"partial {status.done}/{status.total}"
     elif status.state == "waiting":
         word = f"waiting for {len(status.waiting_for)} task(s)"
-    return terminal.paint(word, status.activity if status.activity in ("running", "failed") else status.state, colour)
+    if status.activity in ("running", "failed"):  # what the runs' records add to what the outputs say
+        return terminal.paint(f"{word}, {status.activity}", status.activity, colour)
+    return terminal.paint(word, status.state, colour)
 
 
 def _details(status: monitor.TaskStatus, colour: bool) -> list[str]:

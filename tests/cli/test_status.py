@@ -48,7 +48,7 @@ def test_plain_text_on_a_pipe(project):
     out = result.stdout
     assert ESCAPE not in out and "\r" not in out, "no colours or redrawing in a pipe"
     lines = out.splitlines()
-    assert lines[0].startswith("2 tasks: 1 missing, 1 partial")
+    assert lines[0].startswith("2 task(s): 1 missing, 1 partial")
     assert lines[1] == "Combine(n=5)  missing"
     assert lines[2] == "└── Produce(n=5)  partial 3/5"
     assert "5 branches (local): 3 done, 0 running, 0 failed, 2 pending" in lines[3]
