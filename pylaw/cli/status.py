@@ -45,12 +45,29 @@ def build_root(module: str, name: str, params: Sequence[str], command: str) -> l
         raise TaskNotFoundError(f"module {module!r} defines no task {name!r}; {hint}(it defines: "
                                 f"{', '.join(known) or 'none'}); pylaw {command} MODULE TASK [--param value ...]")
     argv = [name, *params]
-    preflight.check(argv)  # unknown or bad parameters: one line that names them
+    try:
+        preflight.check(argv)  # unknown or bad parameters: one line that names them
+    except UsageError as exc:
+        raise UsageError(f"{exc}{_own_option_hint(params, command)}") from None
     try:
         with CmdlineParser.global_instance(argv) as parser:
             return parser.get_task_obj()
     except luigi.parameter.ParameterException as exc:
         raise UsageError(f"cannot build {name}: {exc}") from None
+
+
+#: the options of ``pylaw status`` / ``pylaw graph`` themselves (see pylaw.cli.main)
+OWN_OPTIONS = {"status": ("--json", "--refresh", "--depth"), "graph": ("--output", "--refresh", "--depth")}
+
+
+def _own_option_hint(params: Sequence[str], command: str) -> str:
+    """A misspelled option of the command itself looks like an unknown task parameter: say which it may be."""
+    own = OWN_OPTIONS.get(command, ())
+    for token in params:
+        close = difflib.get_close_matches(token.partition("=")[0], own, n=1) if token.startswith("--") else []
+        if close and token not in own:
+            return f" (or did you mean pylaw {command}'s own option {close[0]}?)"
+    return ""
 
 
 # -- plain text and colour -------------------------------------------------------------

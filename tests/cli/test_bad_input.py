@@ -186,6 +186,8 @@ CASES: dict[str, Case] = {
                                 command="pylaw"),
     "status-misspelled-parameter": Case(["status", "mytasks", "Typed", *V, "--nn", "3"], 2,
                                         ["--nn", "did you mean --n"], luigi=False, command="pylaw"),
+    "status-misspelled-own-option": Case(["status", "mytasks", "Combine", *V, "--jsn"], 2,
+                                         ["--jsn", "own option --json"], luigi=False, command="pylaw"),
     "status-bad-value": Case(["status", "mytasks", "Typed", *V, "--n", "abc"], 2, ["--n", "'abc'", "integer"],
                              luigi=False, command="pylaw"),
     "status-missing-version": Case(["status", "mytasks", "Typed"], 2, ["Typed", "--version"], luigi=False,
