@@ -246,7 +246,7 @@ def refresh_submission(owner: Any, submission: Submission) -> None:
     submission.refreshed = True
     if not asked:
         return
-    states = owner.remote_job_manager().query([job.job_id for job in asked])
+    states = owner.remote_job_manager().peek([job.job_id for job in asked])  # looks, never acts on a job
     for job in asked:
         job.live = states.get(job.job_id or "", JobState(JobStatus.UNKNOWN)).status.value
 
