@@ -32,13 +32,13 @@ from luigi.task import flatten
 
 from pylaw.errors import PylawError
 from pylaw.job.base import JobState, JobStatus
+from pylaw.job.state import RecordStatus
 from pylaw.target.collection import PendingCollection, existing_leaves, iter_leaves
 from pylaw.workflow.branchlock import held_branches, lock_path
 
-#: record states whose branches are being worked on by a job (or are about to be)
-_RUNNING, _FAILED = "running", "given_up"
+_RUNNING, _FAILED = RecordStatus.RUNNING.value, RecordStatus.GIVEN_UP.value
 #: record states of jobs the batch system may know (asked about with refresh)
-IN_BATCH_SYSTEM = ("submitting", "pending", "running")
+IN_BATCH_SYSTEM = tuple(status.value for status in RecordStatus if status.in_batch_system)
 _FAILURE_HEADER = re.compile(r"^## branch (\d+)$", re.M)
 
 
@@ -172,10 +172,13 @@ def workflow_status(task: Any, requires: list[str], refresh: bool = False) -> Ta
         return TaskStatus(task, "waiting", 0, 0, requires, task.workflow, waiting_for=waiting)
     completeness = task.branch_completeness()
     missing = [n for n, ok in completeness.items() if not ok]
-    submissions = [s for s in (read_submission(t, wtype) for wtype, t in state_owners(task)) if s is not None]
-    if refresh:
-        for submission in submissions:
-            refresh_submission(dict(state_owners(task))[submission.workflow_type], submission)
+    submissions = []
+    for wtype, owner in state_owners(task):
+        submission = read_submission(owner, wtype)
+        if submission is not None:
+            if refresh:
+                refresh_submission(owner, submission)
+            submissions.append(submission)
     wanted = set(missing)
     running = local_running(task, wanted)
     failed = local_failed(task, wanted)
