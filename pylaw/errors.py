@@ -20,6 +20,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── ShiftError                 (ValueError)   an unknown or malformed systematic shift
     ├── ProvenanceError            (ValueError)   a provenance record that is missing or unreadable
     │   └── NotReproducibleError                  the recorded code version is not available here
+    ├── GraphvizMissingError       (FileNotFoundError) ``pylaw graph --output`` without Graphviz's ``dot``
     │
     │   remote storage (pylaw.target.remote), see below
     ├── StorageConfigError         (ConfigError)  a [storage:NAME] section is missing or malformed
@@ -115,6 +116,10 @@ class ProvenanceError(PylawError, ValueError):
 
 class NotReproducibleError(ProvenanceError):
     """The code version a record names is not what the current checkout holds (or cannot be checked out)."""
+
+
+class GraphvizMissingError(PylawError, FileNotFoundError):
+    """Rendering a graph to SVG/PNG needs Graphviz's ``dot`` program, which is not installed."""
 
 
 class MissingOutputError(PylawError, RuntimeError):

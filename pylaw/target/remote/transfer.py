@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
+from pylaw import config, terminal
 from pylaw.errors import RemoteError, TransferFailedError, TransientRemoteError
 from pylaw.target.base import temporary_name
 from pylaw.target.remote.retry import RetryPolicy
@@ -46,34 +47,35 @@ class TransferResult:
 
 
 class ProgressBar:
-    """A one-line progress bar, drawn only when ``stream`` is a terminal (never in logs)."""
+    """Progress of a batch transfer on standard error: a bar on a terminal, plain lines in logs.
+
+    ``enabled=None`` (the default) draws on a terminal and prints a plain line every
+    ``[pylaw] progress_interval`` seconds otherwise (none for a transfer shorter than
+    that); ``True`` draws as on a terminal whatever the stream, ``False`` shows nothing.
+    The drawing is :class:`pylaw.terminal.StatusLine`'s.
+    """
 
     def __init__(self, total: int, label: str, stream: IO[str] | None = None,
                  enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.enabled = enabled is not False and total > 0
         self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.line = terminal.StatusLine(stream or sys.stderr, interval=config.section().progress_interval,
+                                        tty=True if enabled else None)
         self._lock = threading.Lock()
 
     def advance(self, ok: bool) -> None:
         with self._lock:
             self.done += ok
             self.failed += not ok
-            self._draw()
-
-    def _draw(self) -> None:
-        if not self.enabled or not self.total:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{self.done}/{self.total}" + (f", {self.failed} failed" if self.failed else ""))
-        self.stream.flush()
+            if self.enabled:
+                counts = f"{self.done}/{self.total}" + (f", {self.failed} failed" if self.failed else "")
+                drawn = terminal.bar(self.total, self.done, self.failed, size=30,
+                                     colour=terminal.isatty(self.line.stream))
+                self.line.show(f"{self.label}: {counts} files", f"{self.label} {drawn} {counts}")
 
     def close(self) -> None:
-        if self.enabled and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.enabled:
+            self.line.close()
 
 
 def _single_attempt(fs: RemoteFileSystem) -> RemoteFileSystem:
