@@ -286,34 +286,59 @@ def _encode_entry(entry: dict[str, Any]) -> str:
     return _ENCODER.encode(entry)
 
 
-#: encoded record heads: (class, parameter values but the branch) -> text before and after the branch
+#: encoded record heads: (class, parameter names, values but the branch) -> text before and after the branch
 _HEADS: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _MAX_HEADS = 1024
 _BRANCH_MARK = "\x00pylaw-branch\x00"
+#: the head used last: (class, parameter names, values but the branch, its pieces). Consecutive
+#: branches of a workflow share every other value, as the very same objects: comparing the
+#: tuples then takes the identity shortcut, while hashing them for ``_HEADS`` would call the
+#: values' Python-level ``__hash__`` (a branch range's dataclass), a third of a record's cost.
+_last_head: tuple[Any, ...] = (None, (), (), ())
 
 
 def _head(task: luigi.Task) -> str:
     """``{"pylaw_provenance":1,"task":...,"parameters":...`` (no closing brace) of ``task``'s record."""
+    global _last_head
     kwargs = task.param_kwargs
-    numbered = type(kwargs.get("branch")) is int  # a workflow's branch: a number, safe to paste into JSON
-    key: tuple[Any, ...] | None = (type(task), *((k, v) for k, v in kwargs.items() if k != "branch" or not numbered))
+    branch = kwargs.get("branch")
+    numbered = type(branch) is int  # a workflow's branch: a number, safe to paste into JSON
+    cls, names, values = type(task), tuple(kwargs), tuple(kwargs.values())
+    if numbered:
+        slot = names.index("branch")
+        values = values[:slot] + values[slot + 1:]
+    last = _last_head
+    if last[0] is cls and last[1] == names and last[2] == values:
+        pieces = last[3]
+    else:
+        pieces = _head_pieces(task, (cls, names, values), numbered)
+        _last_head = (cls, names, values, pieces)
+    return f"{pieces[0]}{branch}{pieces[1]}" if numbered and len(pieces) == 2 else pieces[0]
+
+
+def _head_pieces(task: luigi.Task, key: tuple[Any, ...], numbered: bool) -> tuple[str, ...]:
+    """The encoded head of ``task``, split where the branch number goes (cached by ``key`` if hashable)."""
     try:
-        pieces = _HEADS.get(key)  # type: ignore[arg-type]
+        pieces = _HEADS.get(key)
     except TypeError:  # unhashable parameter values (lists): encoded every time
-        key, pieces = None, None
+        return _encode_head(task, numbered)
     if pieces is None:
-        values, private = parameters(task)
-        if numbered and "branch" in values:
-            values["branch"] = _BRANCH_MARK
-        head: dict[str, Any] = {"pylaw_provenance": FORMAT,
-                                "task": {"family": task.get_task_family(), "module": type(task).__module__},
-                                "parameters": values, "private_parameters": private}
-        if "shift" in values:
-            head["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
-        pieces = tuple(_ENCODER.encode(head)[:-1].split(_ENCODER.encode(_BRANCH_MARK)[1:-1]))
-        if key is not None and len(_HEADS) < _MAX_HEADS:
+        pieces = _encode_head(task, numbered)
+        if len(_HEADS) < _MAX_HEADS:
             _HEADS[key] = pieces
-    return f"{pieces[0]}{kwargs['branch']}{pieces[1]}" if numbered and len(pieces) == 2 else pieces[0]
+    return pieces
+
+
+def _encode_head(task: luigi.Task, numbered: bool) -> tuple[str, ...]:
+    values, private = parameters(task)
+    if numbered and "branch" in values:
+        values["branch"] = _BRANCH_MARK
+    head: dict[str, Any] = {"pylaw_provenance": FORMAT,
+                            "task": {"family": task.get_task_family(), "module": type(task).__module__},
+                            "parameters": values, "private_parameters": private}
+    if "shift" in values:
+        head["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
+    return tuple(_ENCODER.encode(head)[:-1].split(_ENCODER.encode(_BRANCH_MARK)[1:-1]))
 
 
 def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True,
