@@ -121,11 +121,11 @@ def describe_location(target: Any) -> dict[str, Any]:
 
 # -- what stays the same for a process -----------------------------------------------------
 
-@functools.cache
-def git_version(directory: str) -> dict[str, Any]:
-    """Repository, commit and ``git describe --always --dirty`` of the checkout containing ``directory``.
+def read_git_version(directory: str) -> dict[str, Any]:
+    """Repository, commit and ``git describe --always --dirty`` of the checkout containing ``directory``, now.
 
-    Computed once per directory and process; ``{"error": ...}`` outside a git checkout.
+    ``{"error": ...}`` outside a git checkout. Records use :func:`git_version`, the same
+    once per process; a code bundle, built from the working tree as it is, asks afresh.
     """
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, check=True,
@@ -140,6 +140,10 @@ def git_version(directory: str) -> dict[str, Any]:
     return {"repository": top, "commit": commit, "describe": describe, "dirty": describe.endswith("-dirty")}
 
 
+#: :func:`read_git_version` once per directory and process
+git_version = functools.cache(read_git_version)
+
+
 def module_directory(module_name: str) -> str | None:
     module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
@@ -148,10 +152,37 @@ def module_directory(module_name: str) -> str | None:
 
 @functools.cache
 def code_version(module_name: str) -> dict[str, Any]:
-    """The code version of the task module ``module_name`` and of pylaw (once per module and process)."""
+    """The code version of the task module ``module_name`` and of pylaw (once per module and process).
+
+    A module imported from an unpacked code bundle (a job without a shared file system,
+    ``PYLAW_BUNDLE_DIR`` set by the job wrapper) has no checkout to ask: its version is the
+    one the submitter's checkout had when the bundle was built, plus the bundle's hash.
+    """
     directory = module_directory(module_name)
-    version = git_version(directory) if directory else {"error": f"module {module_name} has no file"}
+    if not directory:
+        version: dict[str, Any] = {"error": f"module {module_name} has no file"}
+    else:
+        version = bundled_version(directory, os.environ) or git_version(directory)
     return {**version, "pylaw": pylaw.__version__}
+
+
+def bundled_version(directory: str, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The code version recorded in the bundle ``directory`` was unpacked from, or None (not from a bundle)."""
+    from pylaw.job.bundle import CODE_VERSION, PREFIX, SUFFIX
+
+    root = env.get("PYLAW_BUNDLE_DIR", "")
+    if not root or not (os.path.realpath(directory) + "/").startswith(os.path.realpath(root) + "/"):
+        return None
+    digest = env.get("PYLAW_BUNDLE_DIGEST", "")
+    bundle = {"name": f"{PREFIX}{digest}{SUFFIX}", "digest": digest}
+    try:
+        with open(os.path.join(root, CODE_VERSION)) as f:
+            version = json.load(f)
+    except (OSError, ValueError) as exc:
+        return {"error": f"the code bundle names no code version (built by an older pylaw?): {exc}", "bundle": bundle}
+    if not isinstance(version, dict):
+        return {"error": f"{CODE_VERSION} of the code bundle is not a JSON object", "bundle": bundle}
+    return {**version, "bundle": bundle}
 
 
 @functools.cache

@@ -60,7 +60,7 @@ class Pairs(pylaw.ShiftTask, pylaw.LocalWorkflow):
 def fresh_static(module: str) -> dict:
     """The code version, environment and location of this process, computed without any cache."""
     directory = provenance.module_directory(module)
-    code = provenance.git_version.__wrapped__(directory)  # type: ignore[attr-defined]
+    code = provenance.read_git_version(directory)
     packages = {name: provenance._package_version.__wrapped__(name)  # type: ignore[attr-defined]
                 for name in ["luigi", *(n for n in provenance.KEY_PACKAGES if n in __import__("sys").modules)]}
     return {"code": {**code, "pylaw": pylaw.__version__},

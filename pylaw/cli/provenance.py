@@ -129,7 +129,8 @@ def describe_record(record: dict[str, Any]) -> list[str]:
     packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
     lines = [f"made by {task['family']} ({task['module']}) {params}".rstrip(),
              f"code: {code.get('describe') or code.get('error')}"
-             f"{' in ' + code['repository'] if code.get('repository') else ''} (pylaw {code.get('pylaw')})",
+             f"{' in ' + code['repository'] if code.get('repository') else ''} (pylaw {code.get('pylaw')})"
+             f"{', from the code bundle ' + str(code['bundle'].get('name')) if code.get('bundle') else ''}",
              f"ran: {_time(start)} to {_time(end)} ({end - start:.3f} s) on {env.get('host')}, "
              f"{where.get('system', '?')}{job}",
              f"python {env.get('python')}, {packages}"]
@@ -182,7 +183,8 @@ def check_code_version(record: dict[str, Any]) -> None:
     if code.get("dirty"):
         raise NotReproducibleError(f"{what} ran from a checkout with uncommitted changes ({code['describe']} in "
                                    f"{code.get('repository')}): that code is in no commit, so the output cannot "
-                                   f"be rebuilt exactly; commit your changes before the runs you want to keep")
+                                   f"be rebuilt exactly; commit your changes before the runs you want to keep"
+                                   + _bundle_hint(code))
     try:
         importlib.import_module(task["module"])
     except ImportError as exc:
@@ -204,6 +206,14 @@ def check_code_version(record: dict[str, Any]) -> None:
             f"the checkout {repository} is {state}, the record needs {code['describe']} ({code['commit']}): "
             f"git -C {shlex.quote(repository)} checkout {code['commit']}, or run from a worktree: "
             f"git -C {shlex.quote(repository)} worktree add ../rebuild {code['commit']}")
+
+
+def _bundle_hint(code: dict[str, Any]) -> str:
+    bundle = code.get("bundle")
+    if not bundle:
+        return ""
+    return (f" (it ran from the code bundle {bundle.get('name')}, which holds that working tree, if it is still "
+            f"in the bundle cache)")
 
 
 def _has_commit(repository: str, commit: str) -> bool:
