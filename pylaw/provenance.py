@@ -71,16 +71,30 @@ class provenance(luigi.Config):  # noqa: N801 - the class name is the config sec
     """The ``[provenance]`` config section."""
 
     enabled = luigi.BoolParameter(default=True, description="write a provenance record for every task run")
+    input_checksums = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="record the checksum the storage reports for each remote input (one more call per input)")
 
 
 @functools.cache
-def enabled() -> bool:
-    """``[provenance] enabled`` (or ``--provenance-enabled``), read once per process as the code
-    version is: Luigi's look-up costs 70 us, a tenth of a trivial task."""
+def settings() -> tuple[bool, bool]:
+    """``[provenance]`` (or ``--provenance-enabled``...), read once per process as the code version
+    is: Luigi's look-up costs 70 us, a tenth of a trivial task."""
     try:
-        return bool(provenance().enabled)
+        section = provenance()
+        return bool(section.enabled), bool(section.input_checksums)
     except Exception as exc:  # luigi raises plain errors for unparsable values
         raise ConfigError(f"the [provenance] config section is malformed: {config.root_cause(exc)}") from exc
+
+
+def enabled() -> bool:
+    """``[provenance] enabled``: whether task runs write records."""
+    return settings()[0]
+
+
+def input_checksums() -> bool:
+    """``[provenance] input_checksums``: whether records ask the storage for remote inputs' checksums."""
+    return settings()[1]
 
 
 # -- where records live --------------------------------------------------------------------
@@ -263,8 +277,13 @@ def parameters(task: luigi.Task) -> tuple[dict[str, str], list[str]]:
 PRIVATE = luigi.parameter.ParameterVisibility.PRIVATE
 
 
-def describe_input(target: Any) -> dict[str, Any]:
-    """Location, size and mtime (one stat) of a target the task read."""
+def describe_input(target: Any, checksum: bool = False) -> dict[str, Any]:
+    """Location, size and mtime (one stat) of a target the task read.
+
+    With ``checksum``, a remote file also gets the checksum its storage reports (the
+    configured algorithm's, ``"adler32": "0a1b2c3d"``; storage elements keep it, so asking
+    is one call, no read of the file); none where the storage cannot tell.
+    """
     entry = describe_location(target)
     try:
         if isinstance(target, LocalTargetMixin):
@@ -273,9 +292,24 @@ def describe_input(target: Any) -> dict[str, Any]:
         elif hasattr(target, "fs_name"):
             remote = target.stat()
             entry.update(size=remote.size, mtime=remote.mtime)
+            if checksum and not remote.is_dir:
+                entry.update(storage_checksum(target))
     except Exception as exc:  # gone, or a directory the storage cannot stat: the location is still recorded
         entry["stat_error"] = redact(f"{type(exc).__name__}: {exc}")
     return entry
+
+
+def storage_checksum(target: Any) -> dict[str, str]:
+    """``{algorithm: value}`` as the storage of the remote file ``target`` reports it, or ``{}``."""
+    fs = target.fs
+    algorithm = fs.checksum_algorithm
+    if algorithm is None or not fs.reports_checksums():
+        return {}
+    try:
+        value = fs.checksum(target.path)
+    except Exception as exc:  # the record says what it could not learn; the task succeeded anyway
+        return {"checksum_error": redact(f"{type(exc).__name__}: {exc}")}
+    return {algorithm: value} if value else {}
 
 
 #: one encoder for every record (``json.dumps`` with options builds a new one per call)
@@ -303,7 +337,8 @@ def record_text(task: luigi.Task, started: float, ended: float, outputs: Any) ->
     outs = _encode_entry({"path": outputs.path}) if isinstance(outputs, LocalTargetMixin) \
         else ",".join(map(_encode_entry, map(describe_location, iter_leaves(outputs))))
     reads_nothing = type(task).requires is luigi.Task.requires and "requires" not in task.__dict__
-    ins = "" if reads_nothing else ",".join(map(_encode_entry, map(describe_input, iter_leaves(task.input()))))
+    ins = "" if reads_nothing else ",".join(_encode_entry(describe_input(leaf, input_checksums()))
+                                            for leaf in iter_leaves(task.input()))
     return (f'{_head(task)},"time":{{"start":{started!r},"end":{ended!r}}},"outputs":[{outs}],"inputs":[{ins}],'
             f'{_static_part(type(task).__module__)}}}')
 

@@ -184,13 +184,13 @@ def test_a_record_that_cannot_be_written_is_a_warning(isolated, caplog):
 def test_records_can_be_switched_off(isolated):
     config = luigi.configuration.get_config()
     config.set("provenance", "enabled", "false")
-    provenance.enabled.cache_clear()  # read once per process: this test stands for a new one
+    provenance.settings.cache_clear()  # read once per process: this test stands for a new one
     try:
         task = Source(version="v1", x=2)
         assert build(task)
     finally:
         config.remove_option("provenance", "enabled")
-        provenance.enabled.cache_clear()
+        provenance.settings.cache_clear()
     assert task.complete() and log_lines(os.path.dirname(task.output().path)) == []
 
 
