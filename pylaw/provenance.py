@@ -553,8 +553,14 @@ def read_log(directory: str) -> dict[str, dict[str, Any]]:
     global reads
     reads += 1
     path = find_log(directory)
-    if path is None:
-        return {}
+    return {} if path is None else parse_log(path)
+
+
+def parse_log(path: str) -> dict[str, dict[str, Any]]:
+    """Local output path -> the latest record naming it, in the record log ``path``.
+
+    A fetched copy (:mod:`pylaw.fetch`) is named by its record's ``copy.path``.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -571,7 +577,27 @@ def read_log(directory: str) -> dict[str, dict[str, Any]]:
         for output in record.get("outputs", ()):
             if "path" in output and "fs" not in output:
                 by_output[output["path"]] = record
+        copy = record.get("copy")
+        if isinstance(copy, dict) and isinstance(copy.get("path"), str):
+            by_output[copy["path"]] = record
     return by_output
+
+
+def copy_log_path(root: str, directory: str) -> str:
+    """The record log of ``directory``, a directory below ``root`` that outputs were fetched into."""
+    return f"{root}/{RECORD_DIR}{directory[len(root):]}/{LOG_NAME}"
+
+
+def append_lines(path: str, lines: list[str]) -> None:
+    """Append records to the log ``path`` in one write (each on a line of its own, as :func:`_append_local`)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = "".join(f"\n{line}\n" for line in lines).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(f"short write to {path} (disk full?)")
+    finally:
+        os.close(fd)
 
 
 def read_remote_record(output: Any) -> dict[str, Any] | None:

@@ -278,3 +278,25 @@ class Wide(pylaw.Task, pylaw.LocalWorkflow):
     os.utime(branch, (later, later))
     warned = analysis.run("pylaw", "provenance", branch)
     assert "was modified after its record was written" in warned.stderr
+
+
+def test_a_fetched_output_keeps_its_record_where_it_is_taken(analysis, tmp_path):
+    analysis.run("pyl", "Top", "--version", "v1")
+    copies = tmp_path / "copies"
+    for _ in range(2):  # fetched twice: the second finds everything there, and adds no record
+        analysis.run("pyl", "Top", "--version", "v1", "--fetch-output", "-1", copies)
+    fetched, original = copies / "Fit" / "v1" / "fit.json", analysis.path("Fit", "v1", "fit.json")
+    log = copies / ".pylaw-prov" / "Fit" / "v1" / "records.jsonl"
+    (line,) = [json.loads(text) for text in log.read_text().splitlines() if text.strip()]
+    assert line["copy"]["path"] == str(fetched) and line["copy"]["source"] == str(original)
+    assert sorted(os.listdir(fetched.parent)) == ["fit.json"]  # the copy's directory holds the output only
+    command = analysis.run("pylaw", "reproduce", original).stdout
+
+    shutil.rmtree(analysis.store)  # the store is gone: the copy alone says what made it
+    elsewhere = {"PYLAW_STORE": str(tmp_path / "other-store")}
+    tree = json.loads(analysis.run("pylaw", "provenance", fetched, "--json", **elsewhere).stdout)
+    assert tree["record"]["task"]["family"] == "Fit" and tree["record"]["parameters"]["tolerance"] == "0.1"
+    assert tree["record"]["copy"]["path"] == str(fetched)
+    text = analysis.run("pylaw", "provenance", fetched, **elsewhere)
+    assert f"fetched from {original}" in text.stdout and "modified after" not in text.stderr
+    assert analysis.run("pylaw", "reproduce", fetched, **elsewhere).stdout == command

@@ -54,7 +54,8 @@ def record_of(location: str) -> dict[str, Any]:
     if record is None:
         raise ProvenanceError(f"no provenance record for {location}: it was not made by a pylaw task run with "
                               f"[provenance] enabled (or it is not the output of a task)")
-    if output_mtime(target) > record["time"]["end"] + MTIME_SLACK:
+    written = record.get("copy", {}).get("time") or record["time"]["end"]  # a fetched copy: when it was copied
+    if output_mtime(target) > written + MTIME_SLACK:
         print(f"pylaw: warning: {location} was modified after its record was written (by something that "
               f"writes no record?): the record may not describe it", file=sys.stderr)
     return record
@@ -134,6 +135,8 @@ def describe_record(record: dict[str, Any]) -> list[str]:
              f"ran: {_time(start)} to {_time(end)} ({end - start:.3f} s) on {env.get('host')}, "
              f"{where.get('system', '?')}{job}",
              f"python {env.get('python')}, {packages}"]
+    if record.get("copy"):
+        lines.append(f"fetched from {record['copy'].get('source')} at {_time(record['copy'].get('time', 0))}")
     if record.get("private_parameters"):
         lines.append(f"private parameters (not recorded): {', '.join(record['private_parameters'])}")
     lines.append(f"inputs: {len(record.get('inputs', []))}")

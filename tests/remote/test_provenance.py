@@ -4,6 +4,7 @@ storage element, atomically, never in the outputs' directory; read back across t
 from __future__ import annotations
 
 import json
+import os
 import zlib
 
 import luigi
@@ -117,3 +118,20 @@ def test_input_checksums_can_be_switched_off(make_fs, isolated):
         provenance.settings.cache_clear()
     record = provenance.find_record(LocalSum(version="v1", storage=fs.name).output())
     assert record["inputs"] and all("adler32" not in entry for entry in record["inputs"])
+
+
+def test_a_fetched_remote_output_keeps_its_record(make_fs, isolated, tmp_path):
+    import io
+
+    from pylaw.interactive import fetch_output
+
+    fs = make_fs("xrdcl")
+    workflow = RemoteCubes(version="v1", storage=fs.name)
+    assert build(workflow)
+    copies = tmp_path / "copies"
+    assert fetch_output(workflow, 0, str(copies), io.StringIO()) == {"fetched": 4}
+    fetched = provenance.target_for(str(copies / fs.name / "cubes" / "v1" / "c_2.json"))
+    record = provenance.find_record(fetched)
+    assert record["task"]["family"] == "RemoteCubes" and record["parameters"]["branch"] == "2"
+    assert record["outputs"][0]["fs"] == fs.name and record["copy"]["source"] == fs.url("/cubes/v1/c_2.json")
+    assert sorted(os.listdir(copies / fs.name / "cubes" / "v1")) == [f"c_{i}.json" for i in range(4)]
