@@ -589,7 +589,7 @@ def copy_log_path(root: str, directory: str) -> str:
 
 
 def append_lines(path: str, lines: list[str]) -> None:
-    """Append records to the log ``path`` in one write (each on a line of its own, as :func:`_append_local`)."""
+    """Append records to the log ``path`` in one write, each on a line of its own (as task runs append theirs)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     data = "".join(f"\n{line}\n" for line in lines).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
