@@ -115,3 +115,26 @@ def test_the_cached_environment_equals_a_fresh_one(isolated):
     for module in (__name__, "pylaw.task", "luigi"):
         cached = json.loads("{" + provenance._static_part(module) + "}")
         assert cached == json.loads(json.dumps(fresh_static(module)))
+
+
+def test_records_held_back_in_a_batch_equal_the_plainly_built_ones(isolated):
+    """Inside batched_records() a record is composed when the batch is written, not after its run."""
+    assert luigi.build([Leaf(version="v1", x=x) for x in range(3)], local_scheduler=True, log_level="ERROR")
+    cells, pairs = Cells(version="v1", n=300), Pairs(version="v1", shift="fp_up")
+    tasks = [cells.as_branch(i) for i in range(300)] + [pairs.as_branch(i) for i in range(30)]
+    order = random.Random(7).sample(tasks, len(tasks))  # more than one batch (256), two directories interleaved
+    expected = {}
+    with provenance.batched_records():
+        for index, task in enumerate(order):
+            started = 1.7e9 + index
+            provenance.write_record(task, started, started + 0.5, outputs=task.output())
+            expected[started] = task
+    statics = {__name__: fresh_static(__name__)}
+    written = []
+    for directory in {os.path.dirname(provenance.anchor(task.output()).path) for task in tasks}:
+        with open(provenance.log_path(directory)) as f:
+            written += [json.loads(line) for line in f if line.strip()]
+    assert len(written) == len(order)
+    for record in written:
+        task = expected[record["time"]["start"]]
+        assert record == plain_record(task, record["time"]["start"], record["time"]["end"], statics[__name__])
