@@ -12,14 +12,24 @@ A copy is written under a hidden temporary name (``.pylaw-tmp-...``) next to its
 destination and renamed into place when complete, so an interrupted fetch never leaves a
 partial file under the final name. An existing destination is never replaced unless
 asked (``overwrite``); one with the same content is reported as already there.
+
+The provenance record of each fetched output goes along (:class:`RecordCopier`), into a
+``.pylaw-prov`` tree at the root of the destination mirroring it as the store's does, so
+``pylaw provenance`` and ``pylaw reproduce`` work on the copy wherever it is taken.
 """
 
 from __future__ import annotations
 
 import errno
 import filecmp
+import json
+import logging
 import os
+import time
+from typing import Any
 
+from pylaw import provenance
+from pylaw.staleness import StalenessChecker
 from pylaw.target.base import DirectoryTarget, FileSystemTarget, temporary_name
 from pylaw.target.dirstage import publish, remove_tree
 from pylaw.target.local import LocalTargetMixin
@@ -38,6 +48,8 @@ OUTSIDE_STORE = "_outside_store"
 
 #: what link(2) says on file systems without hard links (vfat, some FUSE mounts)
 _NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK)
+
+logger = logging.getLogger("pylaw.fetch")
 
 
 def mirrored_path(target: FileSystemTarget, directory: str, store_root: str) -> str:
@@ -134,3 +146,58 @@ def _tree(root: str) -> dict[str, bool]:
         for name in files:
             entries[os.path.normpath(os.path.join(relative, name))] = False
     return entries
+
+
+class RecordCopier:
+    """Copies the provenance records of fetched outputs into the destination's own record tree.
+
+    The record is the source's, unchanged, plus ``"copy": {"path", "source", "time"}``: the
+    fetched file it describes now, where it was copied from, and when. Each source log
+    is read once (:class:`~pylaw.staleness.StalenessChecker` keeps them), a copy already
+    recorded for the same run is not added again, and the lines of one destination
+    directory are appended in one write by :meth:`close`. A record that cannot be copied is
+    a warning: the fetched outputs are what was asked for.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.root = os.path.abspath(directory)
+        self._source = StalenessChecker()
+        self._pending: dict[str, list[str]] = {}  # destination directory -> record lines
+        self._copied: dict[str, dict[str, dict[str, Any]]] = {}  # destination directory -> path -> record
+
+    def copy(self, target: FileSystemTarget, destination: str) -> bool:
+        """Queue the record of ``target`` for its copy at ``destination``; False if it has none."""
+        try:
+            record = self._source.record(target)
+        except Exception as exc:  # unreadable or unreachable: the copy stays without record
+            logger.warning("could not read the provenance record of %s: %s", destination, exc)
+            return False
+        if record is None:
+            return False
+        record = {key: value for key, value in record.items() if key != "copy"}  # a copy of a copy: its origin
+        directory = os.path.dirname(destination)
+        known = self._known(directory).get(destination)
+        if known is not None and {k: v for k, v in known.items() if k != "copy"} == record:
+            return True  # fetched before, from the same run
+        source = provenance.describe_location(target)
+        record["copy"] = {"path": destination, "source": source.get("url") or source.get("path"), "time": time.time()}
+        self._known(directory)[destination] = record
+        self._pending.setdefault(directory, []).append(json.dumps(record, separators=(",", ":"), default=str))
+        return True
+
+    def _known(self, directory: str) -> dict[str, dict[str, Any]]:
+        known = self._copied.get(directory)
+        if known is None:
+            path = provenance.copy_log_path(self.root, directory)
+            known = self._copied[directory] = provenance.parse_log(path) if os.path.exists(path) else {}
+        return known
+
+    def close(self) -> None:
+        """Append the queued records, one write per destination directory."""
+        pending, self._pending = self._pending, {}
+        for directory, lines in pending.items():
+            try:
+                provenance.append_lines(provenance.copy_log_path(self.root, directory), lines)
+            except OSError as exc:
+                logger.warning("could not write %d provenance records of the outputs fetched to %s: %s",
+                               len(lines), directory, exc)

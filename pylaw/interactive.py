@@ -239,24 +239,33 @@ def fetch_output(task: luigi.Task, depth: int, directory: str, out: IO, overwrit
     existing, missing = _existing_outputs(task, depth)
     root = config.store_root()
     outcomes: Counter[str] = Counter({MISSING: missing} if missing else {})
-    for leaf in existing:
-        destination = fetch.mirrored_path(leaf, directory, root)
-        kind = "directory" if isinstance(leaf, DirectoryTarget) else "file"
-        try:
-            outcome = fetch.fetch(leaf, destination, overwrite)
-        except OSError as exc:  # remote errors included; the other outputs are still fetched
-            outcomes[FAILED] += 1
-            print(f"failed {kind} {leaf.path} -> {destination}: {exc}", file=out)
-            continue
-        outcomes[outcome] += 1
-        if outcome == fetch.REFUSED:
-            print(f"refused {kind} {leaf.path}: {destination} exists with other content", file=out)
-        else:
-            print(f"{outcome} {kind} {leaf.path} -> {destination}", file=out)
+    records = fetch.RecordCopier(directory)  # each copy keeps its provenance record
+    try:
+        for leaf in existing:
+            _fetch_one(leaf, fetch.mirrored_path(leaf, directory, root), overwrite, outcomes, records, out)
+    finally:
+        records.close()
     summary = ", ".join(f"{outcomes[key]} {key}" for key in (fetch.FETCHED, fetch.REPLACED, fetch.ALREADY_THERE,
                                                               fetch.REFUSED, FAILED, MISSING) if outcomes[key])
     print(f"{summary or 'no outputs'} (in {os.path.abspath(directory)})", file=out)
     return outcomes
+
+
+def _fetch_one(leaf: Any, destination: str, overwrite: bool, outcomes: Counter[str], records: fetch.RecordCopier,
+               out: IO) -> None:
+    kind = "directory" if isinstance(leaf, DirectoryTarget) else "file"
+    try:
+        outcome = fetch.fetch(leaf, destination, overwrite)
+    except OSError as exc:  # remote errors included; the other outputs are still fetched
+        outcomes[FAILED] += 1
+        print(f"failed {kind} {leaf.path} -> {destination}: {exc}", file=out)
+        return
+    outcomes[outcome] += 1
+    if outcome == fetch.REFUSED:
+        print(f"refused {kind} {leaf.path}: {destination} exists with other content", file=out)
+        return
+    print(f"{outcome} {kind} {leaf.path} -> {destination}", file=out)
+    records.copy(leaf, destination)
 
 
 # -- the command line: ``--print-status 1`` and friends, through ``pyl`` and ``luigi`` alike ----

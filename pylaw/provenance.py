@@ -71,16 +71,30 @@ class provenance(luigi.Config):  # noqa: N801 - the class name is the config sec
     """The ``[provenance]`` config section."""
 
     enabled = luigi.BoolParameter(default=True, description="write a provenance record for every task run")
+    input_checksums = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="record the checksum the storage reports for each remote input (one more call per input)")
 
 
 @functools.cache
-def enabled() -> bool:
-    """``[provenance] enabled`` (or ``--provenance-enabled``), read once per process as the code
-    version is: Luigi's look-up costs 70 us, a tenth of a trivial task."""
+def settings() -> tuple[bool, bool]:
+    """``[provenance]`` (or ``--provenance-enabled``...), read once per process as the code version
+    is: Luigi's look-up costs 70 us, a tenth of a trivial task."""
     try:
-        return bool(provenance().enabled)
+        section = provenance()
+        return bool(section.enabled), bool(section.input_checksums)
     except Exception as exc:  # luigi raises plain errors for unparsable values
         raise ConfigError(f"the [provenance] config section is malformed: {config.root_cause(exc)}") from exc
+
+
+def enabled() -> bool:
+    """``[provenance] enabled``: whether task runs write records."""
+    return settings()[0]
+
+
+def input_checksums() -> bool:
+    """``[provenance] input_checksums``: whether records ask the storage for remote inputs' checksums."""
+    return settings()[1]
 
 
 # -- where records live --------------------------------------------------------------------
@@ -121,11 +135,11 @@ def describe_location(target: Any) -> dict[str, Any]:
 
 # -- what stays the same for a process -----------------------------------------------------
 
-@functools.cache
-def git_version(directory: str) -> dict[str, Any]:
-    """Repository, commit and ``git describe --always --dirty`` of the checkout containing ``directory``.
+def read_git_version(directory: str) -> dict[str, Any]:
+    """Repository, commit and ``git describe --always --dirty`` of the checkout containing ``directory``, now.
 
-    Computed once per directory and process; ``{"error": ...}`` outside a git checkout.
+    ``{"error": ...}`` outside a git checkout. Records use :func:`git_version`, the same
+    once per process; a code bundle, built from the working tree as it is, asks afresh.
     """
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, check=True,
@@ -140,6 +154,10 @@ def git_version(directory: str) -> dict[str, Any]:
     return {"repository": top, "commit": commit, "describe": describe, "dirty": describe.endswith("-dirty")}
 
 
+#: :func:`read_git_version` once per directory and process
+git_version = functools.cache(read_git_version)
+
+
 def module_directory(module_name: str) -> str | None:
     module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
@@ -148,10 +166,36 @@ def module_directory(module_name: str) -> str | None:
 
 @functools.cache
 def code_version(module_name: str) -> dict[str, Any]:
-    """The code version of the task module ``module_name`` and of pylaw (once per module and process)."""
+    """The code version of the task module ``module_name`` and of pylaw (once per module and process).
+
+    A module imported from an unpacked code bundle (a job without a shared file system,
+    ``PYLAW_BUNDLE_DIR`` set by the job wrapper) has no checkout to ask: its version is the
+    one the submitter's checkout had when the bundle was built, plus the bundle's hash.
+    """
     directory = module_directory(module_name)
-    version = git_version(directory) if directory else {"error": f"module {module_name} has no file"}
+    if not directory:
+        version: dict[str, Any] = {"error": f"module {module_name} has no file"}
+    else:
+        version = bundled_version(directory, os.environ) or git_version(directory)
     return {**version, "pylaw": pylaw.__version__}
+
+
+def bundled_version(directory: str, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The code version recorded in the bundle ``directory`` was unpacked from, or None (not from a bundle)."""
+    root = env.get("PYLAW_BUNDLE_DIR", "")
+    if not root or not (os.path.realpath(directory) + "/").startswith(os.path.realpath(root) + "/"):
+        return None
+    from pylaw.job.bundle import CODE_VERSION, PREFIX, SUFFIX  # in jobs only: it imports tarfile, gzip, ...
+    digest = env.get("PYLAW_BUNDLE_DIGEST", "")
+    bundle = {"name": f"{PREFIX}{digest}{SUFFIX}", "digest": digest}
+    try:
+        with open(os.path.join(root, CODE_VERSION)) as f:
+            version = json.load(f)
+    except (OSError, ValueError) as exc:
+        return {"error": f"the code bundle names no code version (built by an older pylaw?): {exc}", "bundle": bundle}
+    if not isinstance(version, dict):
+        return {"error": f"{CODE_VERSION} of the code bundle is not a JSON object", "bundle": bundle}
+    return {**version, "bundle": bundle}
 
 
 @functools.cache
@@ -232,8 +276,13 @@ def parameters(task: luigi.Task) -> tuple[dict[str, str], list[str]]:
 PRIVATE = luigi.parameter.ParameterVisibility.PRIVATE
 
 
-def describe_input(target: Any) -> dict[str, Any]:
-    """Location, size and mtime (one stat) of a target the task read."""
+def describe_input(target: Any, checksum: bool = False) -> dict[str, Any]:
+    """Location, size and mtime (one stat) of a target the task read.
+
+    With ``checksum``, a remote file also gets the checksum its storage reports (the
+    configured algorithm's, ``"adler32": "0a1b2c3d"``; storage elements keep it, so asking
+    is one call, no read of the file); none where the storage cannot tell.
+    """
     entry = describe_location(target)
     try:
         if isinstance(target, LocalTargetMixin):
@@ -242,9 +291,24 @@ def describe_input(target: Any) -> dict[str, Any]:
         elif hasattr(target, "fs_name"):
             remote = target.stat()
             entry.update(size=remote.size, mtime=remote.mtime)
+            if checksum and not remote.is_dir:
+                entry.update(storage_checksum(target))
     except Exception as exc:  # gone, or a directory the storage cannot stat: the location is still recorded
         entry["stat_error"] = redact(f"{type(exc).__name__}: {exc}")
     return entry
+
+
+def storage_checksum(target: Any) -> dict[str, str]:
+    """``{algorithm: value}`` as the storage of the remote file ``target`` reports it, or ``{}``."""
+    fs = target.fs
+    algorithm = fs.checksum_algorithm
+    if algorithm is None or not fs.reports_checksums():
+        return {}
+    try:
+        value = fs.checksum(target.path)
+    except Exception as exc:  # the record says what it could not learn; the task succeeded anyway
+        return {"checksum_error": redact(f"{type(exc).__name__}: {exc}")}
+    return {algorithm: value} if value else {}
 
 
 #: one encoder for every record (``json.dumps`` with options builds a new one per call)
@@ -269,10 +333,19 @@ def record_text(task: luigi.Task, started: float, ended: float, outputs: Any) ->
     The part shared by the whole process is serialised once, the part given by the class
     and parameter values once per workflow (its branches differ in ``branch`` only).
     """
+    return _compose(task, started, ended, outputs, _inputs_text(task))
+
+
+def _inputs_text(task: luigi.Task) -> str:
+    """The encoded input entries of ``task`` (their stats taken now, right after the run)."""
+    if type(task).requires is luigi.Task.requires and "requires" not in task.__dict__:
+        return ""  # reads nothing
+    return ",".join(_encode_entry(describe_input(leaf, input_checksums())) for leaf in iter_leaves(task.input()))
+
+
+def _compose(task: luigi.Task, started: float, ended: float, outputs: Any, ins: str) -> str:
     outs = _encode_entry({"path": outputs.path}) if isinstance(outputs, LocalTargetMixin) \
         else ",".join(map(_encode_entry, map(describe_location, iter_leaves(outputs))))
-    reads_nothing = type(task).requires is luigi.Task.requires and "requires" not in task.__dict__
-    ins = "" if reads_nothing else ",".join(map(_encode_entry, map(describe_input, iter_leaves(task.input()))))
     return (f'{_head(task)},"time":{{"start":{started!r},"end":{ended!r}}},"outputs":[{outs}],"inputs":[{ins}],'
             f'{_static_part(type(task).__module__)}}}')
 
@@ -286,34 +359,59 @@ def _encode_entry(entry: dict[str, Any]) -> str:
     return _ENCODER.encode(entry)
 
 
-#: encoded record heads: (class, parameter values but the branch) -> text before and after the branch
+#: encoded record heads: (class, parameter names, values but the branch) -> text before and after the branch
 _HEADS: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _MAX_HEADS = 1024
 _BRANCH_MARK = "\x00pylaw-branch\x00"
+#: the head used last: (class, parameter names, values but the branch, its pieces). Consecutive
+#: branches of a workflow share every other value, as the very same objects: comparing the
+#: tuples then takes the identity shortcut, while hashing them for ``_HEADS`` would call the
+#: values' Python-level ``__hash__`` (a branch range's dataclass), a third of a record's cost.
+_last_head: tuple[Any, ...] = (None, (), (), ())
 
 
 def _head(task: luigi.Task) -> str:
     """``{"pylaw_provenance":1,"task":...,"parameters":...`` (no closing brace) of ``task``'s record."""
+    global _last_head
     kwargs = task.param_kwargs
-    numbered = type(kwargs.get("branch")) is int  # a workflow's branch: a number, safe to paste into JSON
-    key: tuple[Any, ...] | None = (type(task), *((k, v) for k, v in kwargs.items() if k != "branch" or not numbered))
+    branch = kwargs.get("branch")
+    numbered = type(branch) is int  # a workflow's branch: a number, safe to paste into JSON
+    cls, names, values = type(task), tuple(kwargs), tuple(kwargs.values())
+    if numbered:
+        slot = names.index("branch")
+        values = values[:slot] + values[slot + 1:]
+    last = _last_head
+    if last[0] is cls and last[1] == names and last[2] == values:
+        pieces = last[3]
+    else:
+        pieces = _head_pieces(task, (cls, names, values), numbered)
+        _last_head = (cls, names, values, pieces)
+    return f"{pieces[0]}{branch}{pieces[1]}" if numbered and len(pieces) == 2 else pieces[0]
+
+
+def _head_pieces(task: luigi.Task, key: tuple[Any, ...], numbered: bool) -> tuple[str, ...]:
+    """The encoded head of ``task``, split where the branch number goes (cached by ``key`` if hashable)."""
     try:
-        pieces = _HEADS.get(key)  # type: ignore[arg-type]
+        pieces = _HEADS.get(key)
     except TypeError:  # unhashable parameter values (lists): encoded every time
-        key, pieces = None, None
+        return _encode_head(task, numbered)
     if pieces is None:
-        values, private = parameters(task)
-        if numbered and "branch" in values:
-            values["branch"] = _BRANCH_MARK
-        head: dict[str, Any] = {"pylaw_provenance": FORMAT,
-                                "task": {"family": task.get_task_family(), "module": type(task).__module__},
-                                "parameters": values, "private_parameters": private}
-        if "shift" in values:
-            head["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
-        pieces = tuple(_ENCODER.encode(head)[:-1].split(_ENCODER.encode(_BRANCH_MARK)[1:-1]))
-        if key is not None and len(_HEADS) < _MAX_HEADS:
+        pieces = _encode_head(task, numbered)
+        if len(_HEADS) < _MAX_HEADS:
             _HEADS[key] = pieces
-    return f"{pieces[0]}{kwargs['branch']}{pieces[1]}" if numbered and len(pieces) == 2 else pieces[0]
+    return pieces
+
+
+def _encode_head(task: luigi.Task, numbered: bool) -> tuple[str, ...]:
+    values, private = parameters(task)
+    if numbered and "branch" in values:
+        values["branch"] = _BRANCH_MARK
+    head: dict[str, Any] = {"pylaw_provenance": FORMAT,
+                            "task": {"family": task.get_task_family(), "module": type(task).__module__},
+                            "parameters": values, "private_parameters": private}
+    if "shift" in values:
+        head["shift"] = values["shift"]  # the effective shift: pylaw rewrites it before the task exists
+    return tuple(_ENCODER.encode(head)[:-1].split(_ENCODER.encode(_BRANCH_MARK)[1:-1]))
 
 
 def write_record(task: luigi.Task, started: float, ended: float, verified: bool = True,
@@ -331,12 +429,15 @@ def write_record(task: luigi.Task, started: float, ended: float, verified: bool 
         output = outputs if isinstance(outputs, LocalTargetMixin) else anchor(outputs)
         if output is None or (not verified and not output.exists()):
             return
-        text = record_text(task, started, ended, outputs)
         if isinstance(output, LocalTargetMixin):
-            _append_local(output.path.rpartition("/")[0], text)
+            directory = output.path.rpartition("/")[0]
+            if _BATCH is not None:  # composed when the batch is written, with the others
+                _hold(directory, (task, started, ended, outputs, _inputs_text(task)))
+            else:
+                _append_local(directory, record_text(task, started, ended, outputs))
         else:
             with record_target(output).open("w") as f:
-                f.write(text + "\n")
+                f.write(record_text(task, started, ended, outputs) + "\n")
     except Exception as exc:
         logger.warning("%s: could not write its provenance record (the task succeeded): %s: %s",
                        task, type(exc).__name__, redact(str(exc)))
@@ -354,8 +455,11 @@ def log_path(directory: str) -> str:
     return f"{record_directory(directory)}/{LOG_NAME}"
 
 
-#: local records held back while :func:`batched_records` is active: directory -> lines
-_BATCH: dict[str, list[str]] | None = None
+#: local records held back while :func:`batched_records` is active: directory -> what
+#: :func:`_compose` makes them of. Composed in one go when written: one after the other,
+#: the code and data of record making stay in the CPU's caches, which the task runs in
+#: between evict (a record composed right after its run cost 4x as much).
+_BATCH: dict[str, list[tuple[Any, ...]]] | None = None
 _BATCH_SIZE, _BATCH_AGE = 256, 1.0
 _batch_count, _batch_since = 0, 0.0
 
@@ -386,12 +490,22 @@ def _flush_batch() -> None:
     pending, _batch_count, _batch_since = dict(_BATCH or {}), 0, time.monotonic()
     if _BATCH:
         _BATCH.clear()
-    for directory, lines in pending.items():
+    for directory, held in pending.items():
         try:
-            _append_local(directory, "\n\n".join(lines), hold=False)
+            _append_local(directory, "\n\n".join(filter(None, map(_compose_held, held))))
         except Exception as exc:
             logger.warning("could not write %d provenance records of %s (the tasks succeeded): %s: %s",
-                           len(lines), directory, type(exc).__name__, exc)
+                           len(held), directory, type(exc).__name__, redact(str(exc)))
+
+
+def _compose_held(item: tuple[Any, ...]) -> str:
+    """A held-back record's text; "" (and a warning) if it cannot be made: the others are still written."""
+    try:
+        return _compose(*item)
+    except Exception as exc:
+        logger.warning("%s: could not write its provenance record (the task succeeded): %s: %s",
+                       item[0], type(exc).__name__, redact(str(exc)))
+        return ""
 
 
 def _drop_inherited_batch() -> None:
@@ -402,20 +516,22 @@ def _drop_inherited_batch() -> None:
 os.register_at_fork(after_in_child=_drop_inherited_batch)
 
 
-def _append_local(directory: str, text: str, hold: bool = True) -> None:
-    """Append records to the directory's log: one ``write()`` (inside :func:`batched_records`: later).
+def _hold(directory: str, item: tuple[Any, ...]) -> None:
+    """Keep a record back for :func:`_flush_batch`; write the batch when it is full or old."""
+    global _batch_count
+    _BATCH.setdefault(directory, []).append(item)  # type: ignore[union-attr]
+    _batch_count += 1
+    if _batch_count >= _BATCH_SIZE or time.monotonic() - _batch_since > _BATCH_AGE:
+        _flush_batch()
+
+
+def _append_local(directory: str, text: str) -> None:
+    """Append records to the directory's log: one ``write()``.
 
     Appends are atomic with respect to each other on a local file system (O_APPEND); the
     leading newline ends a line that a killed writer left unfinished, so a torn record
     never spoils the next one (readers skip lines that are no JSON).
     """
-    global _batch_count
-    if hold and _BATCH is not None:
-        _BATCH.setdefault(directory, []).append(text)
-        _batch_count += 1
-        if _batch_count >= _BATCH_SIZE or time.monotonic() - _batch_since > _BATCH_AGE:
-            _flush_batch()
-        return
     path, fd = _LOGS.get(directory, ("", -1))
     if fd >= 0 and os.fstat(fd).st_nlink == 0:  # removed since (a store wiped in a long-lived process)
         os.close(_LOGS.pop(directory)[1])
@@ -462,8 +578,14 @@ def read_log(directory: str) -> dict[str, dict[str, Any]]:
     global reads
     reads += 1
     path = find_log(directory)
-    if path is None:
-        return {}
+    return {} if path is None else parse_log(path)
+
+
+def parse_log(path: str) -> dict[str, dict[str, Any]]:
+    """Local output path -> the latest record naming it, in the record log ``path``.
+
+    A fetched copy (:mod:`pylaw.fetch`) is named by its record's ``copy.path``.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -480,7 +602,27 @@ def read_log(directory: str) -> dict[str, dict[str, Any]]:
         for output in record.get("outputs", ()):
             if "path" in output and "fs" not in output:
                 by_output[output["path"]] = record
+        copy = record.get("copy")
+        if isinstance(copy, dict) and isinstance(copy.get("path"), str):
+            by_output[copy["path"]] = record
     return by_output
+
+
+def copy_log_path(root: str, directory: str) -> str:
+    """The record log of ``directory``, a directory below ``root`` that outputs were fetched into."""
+    return f"{root}/{RECORD_DIR}{directory[len(root):]}/{LOG_NAME}"
+
+
+def append_lines(path: str, lines: list[str]) -> None:
+    """Append records to the log ``path`` in one write, each on a line of its own (as task runs append theirs)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = "".join(f"\n{line}\n" for line in lines).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(f"short write to {path} (disk full?)")
+    finally:
+        os.close(fd)
 
 
 def read_remote_record(output: Any) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import sys
 
 import luigi
 import pytest
@@ -183,13 +184,13 @@ def test_a_record_that_cannot_be_written_is_a_warning(isolated, caplog):
 def test_records_can_be_switched_off(isolated):
     config = luigi.configuration.get_config()
     config.set("provenance", "enabled", "false")
-    provenance.enabled.cache_clear()  # read once per process: this test stands for a new one
+    provenance.settings.cache_clear()  # read once per process: this test stands for a new one
     try:
         task = Source(version="v1", x=2)
         assert build(task)
     finally:
         config.remove_option("provenance", "enabled")
-        provenance.enabled.cache_clear()
+        provenance.settings.cache_clear()
     assert task.complete() and log_lines(os.path.dirname(task.output().path)) == []
 
 
@@ -214,6 +215,18 @@ def test_run_location_from_batch_environments(tmp_path):
     assert provenance.run_location({}) == {"system": "local", "job_id": None}
 
 
+#: paths of record files opened in this process (an audit hook: it sees every open, pylaw's or not)
+_record_opens: list[str] = []
+
+
+def _count_record_opens(event: str, args: tuple) -> None:
+    if event == "open" and isinstance(args[0], (str, bytes)) and provenance.RECORD_DIR in os.fsdecode(args[0]):
+        _record_opens.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_count_record_opens)  # hooks cannot be removed: it only appends to a list
+
+
 def test_status_of_100k_branches_reads_no_record_unless_staleness_is_asked(isolated, capsys):
     n = 100_000
 
@@ -229,14 +242,19 @@ def test_status_of_100k_branches_reads_no_record_unless_staleness_is_asked(isola
     os.makedirs(directory)
     for i in range(n):
         open(os.path.join(directory, f"w_{i}.txt"), "w").close()
-    before = provenance.reads
+    with provenance.batched_records():  # branches 0-49 have records (as if they ran), the others none
+        for i in range(50):
+            provenance.write_record(workflow.as_branch(i), 1.0, 2.0)
+    assert len(log_lines(directory)) == 50
+    before, opened = provenance.reads, len(_record_opens)
     interactive.print_status(workflow, 1, io.StringIO())
-    assert provenance.reads == before  # not a single record read
+    assert provenance.reads == before and _record_opens[opened:] == []  # not a single record read or opened
     small = Wide(version="v1", branches="0-99")
     out = io.StringIO()
     assert interactive.print_status(small, 0, out, stale=True) == 0
     assert provenance.reads == before + 1  # one log for the whole directory
-    assert "note: branch 0: no provenance record" in out.getvalue()
+    assert _record_opens[opened:] == [provenance.log_path(directory)]
+    assert "0 stale task(s)" in out.getvalue()
 
 
 class Numbers(pylaw.Task, pylaw.LocalWorkflow):

@@ -214,26 +214,41 @@ def test_a_changed_default_and_a_new_commit_make_outputs_stale(analysis):
 
 
 def test_the_example_plot_is_reproduced_from_its_record_alone(tmp_path):
-    """Run the example, then rebuild its plot in an empty store from the record: same bytes."""
+    """Run the example with an upstream parameter changed on the command line, take its final plot
+    (fetched: only the copy and the records remain), rebuild it in an empty store from the record
+    alone: the same bytes. A plot made without that parameter differs: the comparison can fail."""
     repo = tmp_path / "analysis"
     shutil.copytree(os.path.join(ROOT, "examples"), repo / "examples",
                     ignore=shutil.ignore_patterns("__pycache__"))
     make_repo_in_place(repo)
     config = repo / "examples" / "ttbar" / "luigi.cfg"
     first = Analysis(tmp_path, repo, config=config, store=tmp_path / "store")
-    first.run("pyl", "Plot", "--version", "v1", "--local", "--workers", "2")
-    plot = first.path("Plot", "v1", "n_chunks=4", "seed=42", "mass.png")
+    first.run("pyl", "Plot", "--version", "v1", "--local", "--workers", "2", "--Selection-min-jets", "4")
+    plot_dir = ("Plot", "v1", "n_chunks=4", "seed=42")
+    first.run("pyl", "Plot", "--version", "v1", "--fetch-output", "0", tmp_path / "taken")
+    plot = tmp_path / "taken" / os.path.join(*plot_dir) / "mass.png"
     record = json.loads(first.run("pylaw", "provenance", plot, "--json").stdout)["record"]
     assert record["code"]["repository"] == str(repo) and not record["code"]["dirty"]
+    assert "min_jets" not in record["parameters"]  # Plot has no such parameter: only Selection's records know it
 
     clean = Analysis(tmp_path, repo, config=config, store=tmp_path / "clean-store")
     rebuilt = clean.run("pylaw", "reproduce", plot, "--run")
     assert rebuilt.stdout.splitlines()[0] == "pyl --module examples.ttbar.tasks Plot --version v1 --n-chunks 4 " \
-                                             "--seed 42"
-    again = clean.path("Plot", "v1", "n_chunks=4", "seed=42", "mass.png")
+                                             "--seed 42 --Selection-min-jets 4"
+    again = clean.path(*plot_dir, "mass.png")
     fit = ("Inference", "v1", "n_chunks=4", "seed=42", "inference.json")
     assert json.loads(clean.path(*fit).read_text()) == json.loads(first.path(*fit).read_text())
     assert again.read_bytes() == plot.read_bytes()  # the image itself, byte for byte
+    remade = json.loads(clean.run("pylaw", "provenance", again, "--json").stdout)["record"]
+    assert (remade["parameters"], remade["code"]) == (record["parameters"], record["code"])
+
+    default = Analysis(tmp_path, repo, config=config, store=tmp_path / "default-store")
+    default.run("pyl", "Plot", "--version", "v1", "--local", "--workers", "2")  # min_jets 3, as the code says
+    assert json.loads(default.path(*fit).read_text()) != json.loads(first.path(*fit).read_text())
+    assert default.path(*plot_dir, "mass.png").read_bytes() != plot.read_bytes()
+    stale = first.run("pyl", "Plot", "--version", "v1", "--print-status", "-1", "--stale").stdout
+    assert "> Plot(n_chunks=4, seed=42): complete, STALE" in stale  # and the first store says why
+    assert "made from other inputs" in stale
 
 
 def make_repo_in_place(path):
@@ -278,3 +293,25 @@ class Wide(pylaw.Task, pylaw.LocalWorkflow):
     os.utime(branch, (later, later))
     warned = analysis.run("pylaw", "provenance", branch)
     assert "was modified after its record was written" in warned.stderr
+
+
+def test_a_fetched_output_keeps_its_record_where_it_is_taken(analysis, tmp_path):
+    analysis.run("pyl", "Top", "--version", "v1")
+    copies = tmp_path / "copies"
+    for _ in range(2):  # fetched twice: the second finds everything there, and adds no record
+        analysis.run("pyl", "Top", "--version", "v1", "--fetch-output", "-1", copies)
+    fetched, original = copies / "Fit" / "v1" / "fit.json", analysis.path("Fit", "v1", "fit.json")
+    log = copies / ".pylaw-prov" / "Fit" / "v1" / "records.jsonl"
+    (line,) = [json.loads(text) for text in log.read_text().splitlines() if text.strip()]
+    assert line["copy"]["path"] == str(fetched) and line["copy"]["source"] == str(original)
+    assert sorted(os.listdir(fetched.parent)) == ["fit.json"]  # the copy's directory holds the output only
+    command = analysis.run("pylaw", "reproduce", original).stdout
+
+    shutil.rmtree(analysis.store)  # the store is gone: the copy alone says what made it
+    elsewhere = {"PYLAW_STORE": str(tmp_path / "other-store")}
+    tree = json.loads(analysis.run("pylaw", "provenance", fetched, "--json", **elsewhere).stdout)
+    assert tree["record"]["task"]["family"] == "Fit" and tree["record"]["parameters"]["tolerance"] == "0.1"
+    assert tree["record"]["copy"]["path"] == str(fetched)
+    text = analysis.run("pylaw", "provenance", fetched, **elsewhere)
+    assert f"fetched from {original}" in text.stdout and "modified after" not in text.stderr
+    assert analysis.run("pylaw", "reproduce", fetched, **elsewhere).stdout == command

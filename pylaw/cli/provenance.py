@@ -16,9 +16,11 @@ import subprocess
 import sys
 from typing import Any
 
+import luigi
+
 from pylaw import provenance
 from pylaw.errors import NotReproducibleError, ProvenanceError
-from pylaw.staleness import MTIME_SLACK, output_mtime
+from pylaw.staleness import MTIME_SLACK, StalenessChecker, output_mtime
 
 
 def add_commands(sub: Any) -> None:
@@ -54,7 +56,8 @@ def record_of(location: str) -> dict[str, Any]:
     if record is None:
         raise ProvenanceError(f"no provenance record for {location}: it was not made by a pylaw task run with "
                               f"[provenance] enabled (or it is not the output of a task)")
-    if output_mtime(target) > record["time"]["end"] + MTIME_SLACK:
+    written = record.get("copy", {}).get("time") or record["time"]["end"]  # a fetched copy: when it was copied
+    if output_mtime(target) > written + MTIME_SLACK:
         print(f"pylaw: warning: {location} was modified after its record was written (by something that "
               f"writes no record?): the record may not describe it", file=sys.stderr)
     return record
@@ -129,10 +132,13 @@ def describe_record(record: dict[str, Any]) -> list[str]:
     packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
     lines = [f"made by {task['family']} ({task['module']}) {params}".rstrip(),
              f"code: {code.get('describe') or code.get('error')}"
-             f"{' in ' + code['repository'] if code.get('repository') else ''} (pylaw {code.get('pylaw')})",
+             f"{' in ' + code['repository'] if code.get('repository') else ''} (pylaw {code.get('pylaw')})"
+             f"{', from the code bundle ' + str(code['bundle'].get('name')) if code.get('bundle') else ''}",
              f"ran: {_time(start)} to {_time(end)} ({end - start:.3f} s) on {env.get('host')}, "
              f"{where.get('system', '?')}{job}",
              f"python {env.get('python')}, {packages}"]
+    if record.get("copy"):
+        lines.append(f"fetched from {record['copy'].get('source')} at {_time(record['copy'].get('time', 0))}")
     if record.get("private_parameters"):
         lines.append(f"private parameters (not recorded): {', '.join(record['private_parameters'])}")
     lines.append(f"inputs: {len(record.get('inputs', []))}")
@@ -164,10 +170,71 @@ def reproduce_command(record: dict[str, Any]) -> list[str]:
         if (name, value) in (("branch", "-1"), ("branches", "")):
             continue  # the defaults of every workflow: saying them adds nothing
         argv += [f"--{name.replace('_', '-')}", value]
+    argv += upstream_options(record, {name for name, _ in cls.get_params()})
     if record.get("private_parameters"):
         print(f"pylaw: warning: the private parameters {', '.join(record['private_parameters'])} are not "
               f"recorded: the command uses their defaults unless you add them", file=sys.stderr)
     return argv
+
+
+#: parameters of workflows that say which branches run how, never a choice of the analysis
+_FRAMEWORK = frozenset({"branch", "branches", "workflow", "local", "ce"})
+
+
+def upstream_options(record: dict[str, Any], own: set[str]) -> list[str]:
+    """``--Family-name value`` for what upstream tasks ran with that the command line must set again.
+
+    ``pyl Plot --Selection-min-jets 4`` leaves ``min_jets`` out of Plot's record: only the
+    records upstream know it. Taken from them: a significant parameter the top task does not
+    have itself (it passes those down), with one value in the whole chain (a shift or a
+    branch differs from record to record: the tasks set it themselves) other than its
+    default in the code. Inputs without a record (the store is gone) are named on stderr.
+    """
+    values: dict[tuple[str, str], set[str]] = {}
+    modules: dict[str, str] = {}
+    missing = _collect_upstream(record, values, modules, StalenessChecker(), set())
+    if missing:
+        print(f"pylaw: warning: {missing} inputs upstream have no record here: parameters set for their tasks "
+              f"on the command line (--Family-name) cannot be recovered from them", file=sys.stderr)
+    options = []
+    top = record["task"]["family"]
+    for (family, name), seen in sorted(values.items()):
+        if family == top or name in own or name in _FRAMEWORK or len(seen) != 1:
+            continue
+        importlib.import_module(modules[family])  # the top task's module imported it, mostly
+        param = dict(_task_class(modules[family], family).get_params()).get(name)
+        if param is None or not param.significant:
+            continue
+        (value,) = seen
+        default = getattr(param, "_default", None)
+        if default is luigi.parameter._no_value or param.serialize(default) != value:
+            options += [f"--{family}-{name.replace('_', '-')}", value]
+    return options
+
+
+def _collect_upstream(record: dict[str, Any], values: dict[tuple[str, str], set[str]], modules: dict[str, str],
+                      records: StalenessChecker, seen: set[str]) -> int:
+    """Gather the parameter values of the records upstream of ``record``; returns how many inputs had none."""
+    missing = 0
+    for entry in record.get("inputs", []):
+        key = f"{entry.get('fs', '')}:{entry.get('path')}"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            target = provenance.target_for(entry)
+            upstream = records.record(target) if target.exists() else None
+        except (OSError, ProvenanceError):
+            upstream = None
+        if upstream is None:
+            missing += 1
+            continue
+        family = upstream["task"]["family"]
+        modules[family] = upstream["task"]["module"]
+        for name, value in upstream.get("parameters", {}).items():
+            values.setdefault((family, name), set()).add(value)
+        missing += _collect_upstream(upstream, values, modules, records, seen)
+    return missing
 
 
 def check_code_version(record: dict[str, Any]) -> None:
@@ -182,7 +249,8 @@ def check_code_version(record: dict[str, Any]) -> None:
     if code.get("dirty"):
         raise NotReproducibleError(f"{what} ran from a checkout with uncommitted changes ({code['describe']} in "
                                    f"{code.get('repository')}): that code is in no commit, so the output cannot "
-                                   f"be rebuilt exactly; commit your changes before the runs you want to keep")
+                                   f"be rebuilt exactly; commit your changes before the runs you want to keep"
+                                   + _bundle_hint(code))
     try:
         importlib.import_module(task["module"])
     except ImportError as exc:
@@ -204,6 +272,14 @@ def check_code_version(record: dict[str, Any]) -> None:
             f"the checkout {repository} is {state}, the record needs {code['describe']} ({code['commit']}): "
             f"git -C {shlex.quote(repository)} checkout {code['commit']}, or run from a worktree: "
             f"git -C {shlex.quote(repository)} worktree add ../rebuild {code['commit']}")
+
+
+def _bundle_hint(code: dict[str, Any]) -> str:
+    bundle = code.get("bundle")
+    if not bundle:
+        return ""
+    return (f" (it ran from the code bundle {bundle.get('name')}, which holds that working tree, if it is still "
+            f"in the bundle cache)")
 
 
 def _has_commit(repository: str, commit: str) -> bool:

@@ -25,6 +25,10 @@ what a branch needs to import its task, built from what is installed here:
     those wheels, and the names the worker installs from them.
 ``pythonpath.txt``
     the directories (relative to the unpacked bundle) the wrapper puts on ``PYTHONPATH``.
+``code_version.json``
+    the code version of the analysis at build time (repository, commit, ``git describe
+    --always --dirty``), as provenance records name it: the worker has no checkout to ask,
+    and the wrapper points records at this file (with the bundle's content hash).
 ``luigi_config.txt``
     the bundled Luigi config file (the submitter's ``$LUIGI_CONFIG_PATH`` or ``luigi.cfg``,
     if it is a tracked file of the checkout), which jobs read unless their environment sets
@@ -65,6 +69,8 @@ logger = logging.getLogger("pylaw.job")
 
 PREFIX = "pylaw-bundle-"
 SUFFIX = ".tar.gz"
+#: the file of a bundle that names the analysis's code version (read by pylaw.provenance in jobs)
+CODE_VERSION = "code_version.json"
 #: what is never bundled from a package directory: byte code and tool caches
 SKIPPED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".git"})
 
@@ -403,11 +409,28 @@ def site_entries(settings: BundleSettings) -> list[Entry]:
 # -- building ---------------------------------------------------------------------------
 
 
+def code_version_entry(module: str, dirty: Sequence[str]) -> Entry:
+    """``code_version.json``: the submitter's code version of ``module``, for the records of jobs.
+
+    The same function as records made on the submit host use, so the two name one version
+    alike; with the uncommitted files that went into the bundle (their content is in the
+    bundle's hash, not in any commit).
+    """
+    from pylaw.provenance import module_directory, read_git_version
+
+    directory = module_directory(module)  # asked now: the working tree may have changed since the first record
+    version = read_git_version(directory) if directory else {"error": f"module {module} has no file"}
+    if dirty:
+        version = {**version, "dirty_files": list(dirty)}
+    return Entry(CODE_VERSION, 0o644, json.dumps(version, sort_keys=True).encode() + b"\n")
+
+
 def collect(module: str, settings: BundleSettings) -> tuple[list[Entry], tuple[str, ...]]:
     """Every entry of the bundle for the task module ``module``, sorted, and the dirty files included."""
     analysis = analysis_entries(module, settings.dirty)
     entries: dict[str, Entry] = {}
-    for entry in [*analysis.entries, *site_entries(settings), *luigi_config(analysis)]:
+    for entry in [*analysis.entries, *site_entries(settings), *luigi_config(analysis),
+                  code_version_entry(module, analysis.dirty)]:
         entries.setdefault(entry.path, entry)  # two distributions owning one file: the first wins
     entries["pythonpath.txt"] = Entry("pythonpath.txt", 0o644, f"{analysis.root}\nsite\n".encode())
     return [entries[path] for path in sorted(entries)], analysis.dirty

@@ -105,7 +105,8 @@ bootstrap_bundle() {
     while IFS= read -r rel; do
         [ -n "$rel" ] && paths="${paths:+$paths:}$dir/$rel"
     done < "$dir/pythonpath.txt"
-    export PATH PYTHONPATH="$paths${PYTHONPATH:+:$PYTHONPATH}"
+    # provenance records of the branches name the bundle (its checked hash) and the code version in it
+    export PATH PYTHONPATH="$paths${PYTHONPATH:+:$PYTHONPATH}" PYLAW_BUNDLE_DIR="$dir" PYLAW_BUNDLE_DIGEST="$digest"
     if [ -z "${LUIGI_CONFIG_PATH:-}" ] && [ -s "$dir/luigi_config.txt" ]; then
         IFS= read -r rel < "$dir/luigi_config.txt"
         export LUIGI_CONFIG_PATH="$dir/$rel"

@@ -247,3 +247,45 @@ def test_a_computing_element_chooses_the_software_for_its_jobs(repo):
             repo.task(ce="gridlike").remote_job_context()
     finally:
         config.remove_section("ce:gridlike")
+
+
+def job_record(workdir, repo, branch: int) -> dict:
+    """The provenance record the job wrote for ``branch``, read from the log in the job's store."""
+    log = workdir / "outputs" / ".pylaw-prov" / repo.family / "v1" / "n=3" / "records.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    (record,) = [r for r in records if r["parameters"]["branch"] == str(branch)]
+    return record
+
+
+def test_records_of_bundle_jobs_name_the_submitters_code_version_and_the_bundle(repo, tmp_path):
+    from pylaw.cli.provenance import check_code_version, reproduce_command
+    from pylaw.errors import NotReproducibleError
+
+    context = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    rc, out = finish(job(context, tmp_path / "clean", [1], cache=tmp_path / "cache"))
+    assert rc == 0, out
+    record = job_record(tmp_path / "clean", repo, 1)
+    digest = os.path.basename(context.bundle)[13:29]
+    assert record["code"]["commit"] == repo.git("rev-parse", "HEAD").strip()
+    assert record["code"]["describe"] == repo.git("describe", "--always", "--dirty").strip()
+    assert record["code"]["repository"] == str(repo.root) and record["code"]["dirty"] is False
+    assert record["code"]["bundle"] == {"name": os.path.basename(context.bundle), "digest": digest}
+    worker = subprocess.run([WORKER_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert record["environment"]["python"] == worker  # recorded on the worker, not copied from the submitter
+    assert record["environment"]["executable"].startswith(str(tmp_path / "cache" / digest))
+    check_code_version(record)  # the submitter's checkout is at the recorded commit: reproducible from here
+    assert reproduce_command(record)[:4] == ["pyl", "--module", repo.module, repo.family]
+
+    (repo.root / repo.package / "helper.py").write_text("def square(x):\n    return x * x  # edited\n")
+    dirty = repo.task(workflow="slurm").remote_job_context(shared_filesystem=False)
+    assert dirty.bundle != context.bundle
+    rc, out = finish(job(dirty, tmp_path / "dirty", [1], cache=tmp_path / "cache"))
+    assert rc == 0, out
+    code = job_record(tmp_path / "dirty", repo, 1)["code"]
+    assert code["describe"] == record["code"]["describe"] + "-dirty" and code["dirty"] is True
+    assert code["dirty_files"] == [f"{repo.package}/helper.py"]
+    assert code["bundle"]["digest"] == os.path.basename(dirty.bundle)[13:29]
+    hint = "uncommitted changes.*code bundle " + os.path.basename(dirty.bundle)
+    with pytest.raises(NotReproducibleError, match=hint):
+        check_code_version(job_record(tmp_path / "dirty", repo, 1))
