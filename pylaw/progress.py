@@ -293,6 +293,7 @@ class WorkflowProgress:
 
     def __init__(self, task: Any, total: int) -> None:
         self.task, self.total, self.done, self.failed, self.waiting = task, total, 0, 0, 0
+        self.running = 0  # started here, not ended yet (the branch loop sets it)
         self.last_scheduler = self.last_board = 0.0
         self.own_board = False
         self.board = _BOARD
@@ -319,13 +320,16 @@ class WorkflowProgress:
             self.report_to_scheduler()
 
     def report_to_scheduler(self) -> None:
+        """Branch counts as the workflow's status message and progress in the scheduler (luigid's
+        visualiser shows both in its task list); see :func:`scheduler_status`."""
         self.last_scheduler = time.monotonic()
         percent = 100 if not self.total else int(100 * self.done / self.total)
         # Luigi's worker injects these callbacks; they are None outside a worker
         if callable(self.task.set_progress_percentage):
             self.task.set_progress_percentage(percent)
         if callable(self.task.set_status_message):
-            self.task.set_status_message(f"branches: {self.done}/{self.total} done, {self.failed} failed")
+            self.task.set_status_message(scheduler_status(self.total, self.done, self.failed, self.running,
+                                                          self.waiting))
 
     def finish(self, report: dict[str, Any]) -> None:
         """Final scheduler status, and the workflow's report for the run summary."""
@@ -335,3 +339,15 @@ class WorkflowProgress:
                             wait=True)
         if self.own_board:
             close_board()
+
+
+def scheduler_status(total: int, ended: int, failed: int, running: int, held: int) -> str:
+    """``branches: 4/10 done, 1 failed, 2 running, 3 pending (1 held by another run)``.
+
+    ``ended`` counts every branch this run is through with (made here, failed, or made by
+    another run); ``done`` in the message excludes the failed ones. The wording is stable:
+    scripts read it from luigid's ``task_list``.
+    """
+    pending = max(0, total - ended - running)
+    text = f"branches: {ended - failed}/{total} done, {failed} failed, {running} running, {pending} pending"
+    return text + (f" ({held} held by another run)" if held else "")

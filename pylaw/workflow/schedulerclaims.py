@@ -1,0 +1,158 @@
+"""Branch claims in the central scheduler: no branch runs twice at once across machines.
+
+Under luigid a local workflow's branches are still not scheduled by Luigi (its worker
+pays per pending task on every ``get_work``), but each branch is *claimed* in luigid,
+under its own Luigi task id, before it runs. The protocol uses luigid's RPC API only:
+
+* a claims worker of its own per run (``pylaw-branches:HOST:PID:RANDOM``, in luigid's
+  worker list with the workflow it serves), never the Luigi worker's id: ``get_work``
+  from that id would hand out the run's other tasks too;
+* **register**: ``add_task(PENDING, runnable, batchable)`` for every branch to run, one
+  call each (luigid has no bulk ``add_task``);
+* **claim**: ``get_work`` with a batcher on ``branch`` (``add_task_batcher``): one call
+  hands out up to ``chunk`` branches, which luigid marks ``BATCH_RUNNING`` (``RUNNING``
+  for a single one) with this worker as ``worker_running``. luigid serves one request at
+  a time, and ``get_work`` offers only ``PENDING`` tasks, so two runs never get the same
+  branch: that is the lock;
+* **release**: ``add_task(DONE | FAILED)`` per branch when it ends;
+* **lease**: a thread pings every second. A run that dies (even ``kill -9``) stops
+  pinging; luigid drops a worker silent for ``[scheduler] worker_disconnect_delay``
+  (60 s by default) at its next prune (every 60 s, and on every ``task_list``, which the
+  waiting runs call) and marks its running tasks ``FAILED``; a waiting run registers
+  them again as ``PENDING`` and claims them.
+
+Branches held by another worker (a run, or a Luigi worker running the branch directly:
+the same task id) are waited for: a released branch is taken if its outputs are still
+missing. Outputs stay the truth for "made": a claimed branch's completeness is checked
+once more before it runs (one ``complete()`` each), because luigid cannot say whether
+it was made after this run listed the outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from luigi.rpc import RemoteScheduler, RPCError
+
+from pylaw.errors import BranchClaimError
+
+logger = logging.getLogger("pylaw.workflow")
+
+#: luigid states in which a branch is held by its ``worker_running`` (or, DISABLED, by luigid itself)
+_HELD = ("RUNNING", "BATCH_RUNNING", "DISABLED")
+_PING_EVERY = 1.0
+
+
+class BranchClaims:
+    """The claims of one local workflow run in luigid (see the module docstring)."""
+
+    def __init__(self, url: str, workflow: Any, branches: Sequence[Any], chunk: int) -> None:
+        self.url, self.workflow, self.chunk = url, workflow, max(1, chunk)
+        self.family = workflow.get_task_family()
+        self.by_id = {branch.task_id: branch for branch in branches}
+        self.worker = f"pylaw-branches:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host = socket.gethostname()
+        self.remote = RemoteScheduler(url)
+        self.pinger_remote = RemoteScheduler(url)  # its own connection: a requests session is not thread-safe
+        self.stopping = threading.Event()
+        self.pinger = threading.Thread(target=self._ping, name="pylaw-branch-claims", daemon=True)
+        self.ping_failures = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> BranchClaims:
+        """Announce the claims worker, register every branch, start the lease pings."""
+        self._call("add_worker", worker=self.worker, info={
+            "host": self.host, "pid": os.getpid(), "serves": self.workflow.task_id, "kind": "pylaw branch claims"})
+        self._call("add_task_batcher", worker=self.worker, task_family=self.family, batched_args=["branch"],
+                   max_batch_size=self.chunk)
+        self.pinger.start()
+        self.register(self.by_id)
+        return self
+
+    def close(self) -> None:
+        """Stop pinging (luigid forgets the worker after its disconnect delay) and close the connection."""
+        self.stopping.set()
+        if self.pinger.is_alive():
+            self.pinger.join(5)
+        self.remote.close()
+        self.pinger_remote.close()
+
+    # -- the protocol ----------------------------------------------------------------
+
+    def register(self, task_ids: Iterable[str]) -> None:
+        """Offer branches to this run: ``PENDING`` unless another worker holds them (luigid keeps that)."""
+        for task_id in task_ids:
+            branch = self.by_id[task_id]
+            self._call("add_task", worker=self.worker, task_id=task_id, status="PENDING", runnable=True,
+                       batchable=True, family=self.family, module=branch.task_module,
+                       params=branch.to_str_params(only_significant=True, only_public=True))
+
+    def claim(self) -> list[str]:
+        """Claim up to ``chunk`` of this run's pending branches; ``[]`` when luigid offers none."""
+        reply = self._call("get_work", worker=self.worker, host=self.host)
+        ids = reply.get("batch_task_ids") or ([reply["task_id"]] if reply.get("task_id") else [])
+        unknown = [i for i in ids if i not in self.by_id]
+        if unknown:  # only our own registrations can come back: a broken invariant, not a busy branch
+            raise BranchClaimError(f"luigid at {self.url} handed branch claims of {self.family} tasks this run did "
+                                   f"not register ({', '.join(unknown[:3])}): is another process using the "
+                                   f"claims worker id {self.worker}?")
+        return list(ids)
+
+    def release(self, task_id: str, ok: bool, explanation: str = "") -> None:
+        """End a claim: the branch is ``DONE`` (made here or found complete) or ``FAILED``."""
+        self._call("add_task", worker=self.worker, task_id=task_id, status="DONE" if ok else "FAILED",
+                   runnable=False, expl=explanation[-10_000:] if explanation else None)
+
+    def held_elsewhere(self, task_ids: Iterable[str]) -> dict[str, str]:
+        """``{task id: holder worker}`` of the given branches that another worker holds now.
+
+        ``"DISABLED"`` as the holder: luigid disabled the branch after too many failures
+        (``[scheduler] retry_count``), so it will never hand it out. Three ``task_list``
+        calls (running, batch-running, disabled tasks of this family); they also make
+        luigid prune, so the claims of a dead run expire here, not a minute later.
+        """
+        wanted, held = set(task_ids), {}
+        for status in _HELD:
+            listed = self._call("task_list", status=status, upstream_status="", search=self.family)
+            if "num_tasks" in listed:  # more than luigid's max_shown_tasks: ask without the limit
+                listed = self._call("task_list", status=status, upstream_status="", search=self.family, limit=False)
+            for task_id, task in listed.items():
+                holder = "DISABLED" if status == "DISABLED" else task.get("worker_running") or ""
+                if task_id in wanted and holder != self.worker:
+                    held[task_id] = holder
+        return held
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _call(self, method: str, **args: Any) -> Any:
+        try:
+            return getattr(self.remote, method)(**args)
+        except (RPCError, OSError, ValueError) as exc:
+            cause = getattr(exc, "sub_exception", None) or exc
+            raise BranchClaimError(
+                f"the central scheduler (luigid) at {self.url} did not answer {method} for the branches of "
+                f"{self.family}: {cause}. No further branch is started, because without luigid this run cannot "
+                f"know whether another run (on any machine) holds it; branches already running are finished. "
+                f"Rerun once luigid is reachable, or with --local-scheduler (branches are then locked on this "
+                f"machine only)") from exc
+
+    def _ping(self) -> None:
+        while not self.stopping.wait(_PING_EVERY):
+            try:
+                self.pinger_remote.ping(worker=self.worker)  # type: ignore[attr-defined]
+                if self.ping_failures:
+                    logger.warning("luigid at %s answers branch-claim pings again", self.url)
+                self.ping_failures = 0
+            except (RPCError, OSError, ValueError) as exc:
+                self.ping_failures += 1
+                if self.ping_failures == 1:
+                    logger.warning("luigid at %s does not answer the pings that keep this run's branch claims "
+                                   "(%s): luigid drops them after its worker_disconnect_delay (60 s by default), "
+                                   "and another run may then take those branches", self.url, exc)
