@@ -308,15 +308,17 @@ class WorkflowProgress:
         self.failed += failed
         now = time.monotonic()
         if now - self.last_board >= _UPDATE_EVERY:
-            self.update(now)
+            # the scheduler hears of a gap between two branches of one worker only if it lasts: the
+            # next branch's start reports (an in-process loop is between branches only for a moment)
+            self.update(now, to_scheduler=self.running > 0)
 
-    def update(self, now: float | None = None) -> None:
+    def update(self, now: float | None = None, to_scheduler: bool = True) -> None:
         now = time.monotonic() if now is None else now
         self.last_board = now
         if self.board is not None:
             self.board.send(("update", self.task.task_id, self.label, self.total, self.done, self.failed,
                              self.waiting))
-        if now - self.last_scheduler >= 1.0:
+        if to_scheduler and now - self.last_scheduler >= 1.0:
             self.report_to_scheduler()
 
     def report_to_scheduler(self) -> None:

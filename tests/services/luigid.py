@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -30,19 +31,32 @@ class Luigid:
         return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
 
 
-@pytest.fixture
-def luigid(tmp_path) -> Iterator[Luigid]:
-    """luigid listening on a free loopback port, with its state in a temp dir."""
+def start_luigid(directory: Path, config: str = "") -> Iterator[Luigid]:
+    """luigid on a free loopback port, its state, log and config (``config``: luigi.cfg text) in ``directory``."""
     port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "luigid")
     if not os.path.exists(exe):
         unavailable("luigid is not installed next to the test interpreter")
-    log = open(tmp_path / "luigid.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([exe, "--address", "127.0.0.1", "--port", str(port), "--logdir", str(tmp_path),
-                                "--state-path", str(tmp_path / "luigid.state")], stdout=log, stderr=log)
+    (directory / "luigid.cfg").write_text(config)
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(directory / "luigid.cfg")}
+    log = open(directory / "luigid.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([exe, "--address", "127.0.0.1", "--port", str(port), "--logdir", str(directory),
+                                "--state-path", str(directory / "luigid.state")], stdout=log, stderr=log, env=env)
     try:
         wait_for_port(port, process, "luigid")
         yield Luigid(port)
     finally:
         stop_process(process)
         log.close()
+
+
+@pytest.fixture
+def luigid(tmp_path) -> Iterator[Luigid]:
+    """luigid listening on a free loopback port, with its state in a temp dir."""
+    yield from start_luigid(tmp_path)
+
+
+@pytest.fixture
+def luigid_short_leases(tmp_path) -> Iterator[Luigid]:
+    """luigid that drops a worker silent for 3 s (default 60 s): claims of a killed run expire quickly."""
+    yield from start_luigid(tmp_path, "[scheduler]\nworker_disconnect_delay = 3\n")
