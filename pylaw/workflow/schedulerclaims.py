@@ -14,7 +14,13 @@ under its own Luigi task id, before it runs. The protocol uses luigid's RPC API 
   for a single one) with this worker as ``worker_running``. luigid serves one request at
   a time, and ``get_work`` offers only ``PENDING`` tasks, so two runs never get the same
   branch: that is the lock;
-* **release**: ``add_task(DONE | FAILED)`` per branch when it ends;
+* **release**, batched too: ``get_work`` gives the batch an id; one ``add_task(RUNNING,
+  batch_id)`` makes a *claim task* for it (``Family__claims(branches=3-6, workflow=...)``
+  in the visualiser),
+  and when all its branches ended, one ``add_task(DONE)`` of the claim task sets every
+  branch still ``BATCH_RUNNING`` in it to ``DONE`` (luigid's own batch semantics). A
+  failed branch is released alone first (``add_task(FAILED)`` with its traceback). A
+  single claimed branch (no batch) is released alone;
 * **lease**: a thread pings every second. A run that dies (even ``kill -9``) stops
   pinging; luigid drops a worker silent for ``[scheduler] worker_disconnect_delay``
   (60 s by default) at its next prune (every 60 s, and on every ``task_list``, which the
@@ -41,12 +47,15 @@ from typing import Any
 from luigi.rpc import RemoteScheduler, RPCError
 
 from pylaw.errors import BranchClaimError
+from pylaw.workflow.base import describe_numbers
 
 logger = logging.getLogger("pylaw.workflow")
 
 #: luigid states in which a branch is held by its ``worker_running`` (or, DISABLED, by luigid itself)
 _HELD = ("RUNNING", "BATCH_RUNNING", "DISABLED")
 _PING_EVERY = 1.0
+#: family of the claim tasks of a workflow family (``Selection__claims(workflow=..., branches=0-7)``)
+CLAIMS_SUFFIX = "__claims"
 
 
 class BranchClaims:
@@ -63,6 +72,8 @@ class BranchClaims:
         self.stopping = threading.Event()
         self.pinger = threading.Thread(target=self._ping, name="pylaw-branch-claims", daemon=True)
         self.ping_failures = 0
+        self.batch_of: dict[str, str | None] = {}  # claimed branch -> its batch id (None: claimed alone)
+        self.unended: dict[str, set[str]] = {}  # batch id -> its branches not ended yet
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -97,18 +108,41 @@ class BranchClaims:
     def claim(self) -> list[str]:
         """Claim up to ``chunk`` of this run's pending branches; ``[]`` when luigid offers none."""
         reply = self._call("get_work", worker=self.worker, host=self.host)
-        ids = reply.get("batch_task_ids") or ([reply["task_id"]] if reply.get("task_id") else [])
+        batch = reply.get("batch_id") if reply.get("batch_task_ids") else None
+        ids = list(reply.get("batch_task_ids") or ([reply["task_id"]] if reply.get("task_id") else []))
         unknown = [i for i in ids if i not in self.by_id]
         if unknown:  # only our own registrations can come back: a broken invariant, not a busy branch
             raise BranchClaimError(f"luigid at {self.url} handed branch claims of {self.family} tasks this run did "
                                    f"not register ({', '.join(unknown[:3])}): is another process using the "
                                    f"claims worker id {self.worker}?")
-        return list(ids)
+        if batch is not None:
+            params = {"workflow": self.workflow.task_id,
+                      "branches": describe_numbers([self.by_id[i].branch for i in ids])}
+            self._call("add_task", worker=self.worker, task_id=self.claim_task_id(batch), status="RUNNING",
+                       batch_id=batch, runnable=False, family=f"{self.family}{CLAIMS_SUFFIX}", params=params)
+            self.unended[batch] = set(ids)
+        self.batch_of.update(dict.fromkeys(ids, batch))
+        return ids
+
+    def claim_task_id(self, batch: str) -> str:
+        return f"{self.family}{CLAIMS_SUFFIX}_{batch}"
 
     def release(self, task_id: str, ok: bool, explanation: str = "") -> None:
-        """End a claim: the branch is ``DONE`` (made here or found complete) or ``FAILED``."""
-        self._call("add_task", worker=self.worker, task_id=task_id, status="DONE" if ok else "FAILED",
-                   runnable=False, expl=explanation[-10_000:] if explanation else None)
+        """End the claim of a branch: ``DONE`` (made here or found complete) or ``FAILED``.
+
+        The DONE ones of a batch are released together, by the claim task, once the last
+        branch of the batch ended.
+        """
+        batch = self.batch_of.pop(task_id, None)  # None too for a branch this run never claimed
+        if batch is None or not ok:
+            self._call("add_task", worker=self.worker, task_id=task_id, status="DONE" if ok else "FAILED",
+                       runnable=False, expl=explanation[-10_000:] if explanation else None)
+        if batch is not None:
+            self.unended[batch].discard(task_id)
+            if not self.unended[batch]:
+                del self.unended[batch]
+                self._call("add_task", worker=self.worker, task_id=self.claim_task_id(batch), status="DONE",
+                           runnable=False)
 
     def held_elsewhere(self, task_ids: Iterable[str]) -> dict[str, str]:
         """``{task id: holder worker}`` of the given branches that another worker holds now.
