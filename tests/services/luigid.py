@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services._process import free_port, stop_process, unavailable, wait_for_port
+from tests.services._process import free_port, require_module, stop_process, unavailable, wait_for_port
 
 
 @dataclass
@@ -60,3 +60,16 @@ def luigid(tmp_path) -> Iterator[Luigid]:
 def luigid_short_leases(tmp_path) -> Iterator[Luigid]:
     """luigid that drops a worker silent for 3 s (default 60 s): claims of a killed run expire quickly."""
     yield from start_luigid(tmp_path, "[scheduler]\nworker_disconnect_delay = 3\n")
+
+
+@pytest.fixture
+def luigid_with_history(tmp_path) -> Iterator[tuple[Luigid, Path]]:
+    """luigid recording its task history (``[scheduler] record_task_history``) in an SQLite file, and that file.
+
+    Luigi's ``DbTaskHistory`` needs SQLAlchemy 1.4 (it runs raw SQL strings, which 2.x refuses).
+    """
+    require_module("sqlalchemy")
+    db = tmp_path / "history.sqlite"
+    config = f"[scheduler]\nrecord_task_history = true\n[task_history]\ndb_connection = sqlite:///{db}\n"
+    for server in start_luigid(tmp_path, config):
+        yield server, db

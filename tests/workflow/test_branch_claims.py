@@ -10,12 +10,13 @@ import itertools
 import os
 import re
 import signal
+import sqlite3
 import textwrap
 import time
 from pathlib import Path
 
 from tests.cli.project import PYL, Run
-from tests.services.luigid import Luigid, luigid, luigid_short_leases  # noqa: F401 - fixtures
+from tests.services.luigid import Luigid, luigid, luigid_short_leases, luigid_with_history  # noqa: F401 - fixtures
 
 TASKS = textwrap.dedent('''
     import os
@@ -36,6 +37,7 @@ TASKS = textwrap.dedent('''
         n = luigi.IntParameter(default=9)
         sleep = luigi.FloatParameter(default=0.4)
         slow = luigi.IntParameter(default=-1, significant=False)  # this branch sleeps 8 times as long
+        fail = luigi.IntParameter(default=-1, significant=False)  # this branch fails
 
         def create_branch_map(self):
             return list(range(self.n))
@@ -46,6 +48,8 @@ TASKS = textwrap.dedent('''
         def run(self):
             note("start", self.branch)
             time.sleep(self.sleep * (8 if self.branch == self.slow else 1))
+            if self.branch == self.fail:
+                raise RuntimeError(f"branch {self.branch} fails")
             self.output().dump(f"made by {os.getpid()}")
             note("end", self.branch)
 ''')
@@ -210,3 +214,35 @@ def test_progress_reaches_luigids_task_list(tmp_path, luigid):  # noqa: F811
     (workflow,) = [t for t in found["DONE"].values() if t["name"] == "Claimed" and t["params"]["branch"] == "-1"]
     assert workflow["status_message"] == "branches: 6/6 done, 0 failed, 0 running, 0 pending"
     assert workflow["progress_percentage"] == 100
+
+
+def numbers(ranges: str) -> list[int]:
+    """``"0-2,5"`` -> ``[0, 1, 2, 5]``."""
+    found = []
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        found += range(int(first), int(last or first) + 1)
+    return found
+
+
+def test_task_history_records_the_workflow_and_its_branch_claims(tmp_path, luigid_with_history):  # noqa: F811
+    server, db = luigid_with_history
+    project(tmp_path)
+    run = start(tmp_path, server, "--branches", "0-5", "--workers", "2", "--fail", "2", name="history")
+    code, err = run.wait()
+    assert code == 1, err
+    with sqlite3.connect(db) as history:
+        rows = history.execute(
+            "SELECT t.id, t.name, t.task_id, e.event_name FROM tasks t JOIN task_events e ON e.task_id = t.id "
+            "ORDER BY e.ts, e.id").fetchall()
+        params = dict(((record, name), value) for record, name, value in history.execute(
+            "SELECT task_id, name, value FROM task_parameters"))
+    events = collections.defaultdict(list)
+    for record, name, _, event in rows:
+        events[(name, params.get((record, "branch")) or params.get((record, "branches")))].append(event)
+    assert events[("Claimed", "-1")][-2:] == ["RUNNING", "FAILED"], events  # the workflow itself
+    assert events[("Claimed", "2")][-1] == "FAILED", events  # the failed branch, released alone
+    claims = {key: each for key, each in events.items() if key[0] == "Claimed__claims"}
+    assert all(each == ["RUNNING", "DONE"] for each in claims.values()), claims
+    claimed = sorted(b for (_, branches) in claims for b in numbers(branches))
+    assert claimed == [0, 1, 2, 3, 4, 5], f"each branch claimed once, in batches: {claims}"
