@@ -8,6 +8,9 @@ For each N (``--sizes``), in a fresh temporary store:
 * ``luigid``: the same build against a real luigid on a free loopback port, started here:
   branches claimed there (:mod:`pylaw.workflow.schedulerclaims`)
 
+* ``luigi``: for N in ``--luigi-sizes`` only, the same work as N plain Luigi tasks
+  (``LuigiCollect``) against that luigid: what branches would cost as Luigi tasks
+
 and the primitives alone, per branch: one lock cycle of ``BranchLocks`` (try_lock, made,
 mark_made, unlock) and one claim cycle of ``BranchClaims`` (register, a share of the
 batched ``get_work``, release). Each figure is the fastest of ``--repeat`` runs (a shared
@@ -68,6 +71,16 @@ def build(n: int, version: str, **scheduler: object) -> float:
     return time.perf_counter() - started
 
 
+def luigi_tasks(n: int, scheduler_port: int) -> float:
+    import bench_tasks
+    import luigi
+
+    started = time.perf_counter()
+    assert luigi.build([bench_tasks.LuigiCollect(n=n)], log_level="WARNING", scheduler_host="127.0.0.1",
+                       scheduler_port=scheduler_port)
+    return time.perf_counter() - started
+
+
 def lock_cycle(n: int, version: str) -> float:
     import bench_tasks
 
@@ -108,6 +121,7 @@ def claim_cycle(n: int, version: str, url: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--luigi-sizes", default="1000", help="sizes also run as plain Luigi tasks (quadratic)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="pylaw-claims-bench-")
@@ -129,18 +143,22 @@ def main() -> int:
                     fresh_store(root, label)
                     seconds = run(n, label)
                     best[name] = min(best.get(name, seconds), seconds)
+            if str(n) in args.luigi_sizes.split(","):
+                fresh_store(root, f"luigi-{n}")
+                best["luigi"] = luigi_tasks(n, port)  # once: its outputs stay (a rerun would find them)
             rows.append((n, best))
     finally:
         process.terminate()
         process.wait(10)
         shutil.rmtree(root, ignore_errors=True)
     print("| N | build, local lock (s) | build, luigid claims (s) | extra per branch (ms) "
-          "| lock cycle per branch (µs) | claim cycle per branch (ms) |")
-    print("|---|---|---|---|---|---|")
+          "| lock cycle per branch (µs) | claim cycle per branch (ms) | N Luigi tasks via luigid (s) |")
+    print("|---|---|---|---|---|---|---|")
     for n, best in rows:
         extra = (best["luigid"] - best["local"]) / n * 1e3
+        luigi_figure = f"{best['luigi']:.2f}" if "luigi" in best else "-"
         print(f"| {n} | {best['local']:.2f} | {best['luigid']:.2f} | {extra:.2f} "
-              f"| {best['lock cycle'] / n * 1e6:.1f} | {best['claim cycle'] / n * 1e3:.2f} |")
+              f"| {best['lock cycle'] / n * 1e6:.1f} | {best['claim cycle'] / n * 1e3:.2f} | {luigi_figure} |")
     return 0
 
 
