@@ -234,7 +234,7 @@ class ClaimedRun:
     only run branches. At most two branches per worker are claimed ahead, so that
     overlapping runs share the work. Branches held elsewhere are waited for, polling
     luigid with a growing interval; if luigid stops answering, no further branch starts,
-    those running finish, and :attr:`error` says why.
+    those running finish, and ``error`` says why.
     """
 
     def __init__(self, task: Any, branches: Sequence[Any], workers: int, url: str, progress: WorkflowProgress) -> None:
