@@ -294,6 +294,7 @@ class WorkflowProgress:
     def __init__(self, task: Any, total: int) -> None:
         self.task, self.total, self.done, self.failed, self.waiting = task, total, 0, 0, 0
         self.running = 0  # started here, not ended yet (the branch loop sets it)
+        self.scheduler_lost = False  # a progress report to luigid failed (warned once)
         self.last_scheduler = self.last_board = 0.0
         self.own_board = False
         self.board = _BOARD
@@ -324,14 +325,21 @@ class WorkflowProgress:
     def report_to_scheduler(self) -> None:
         """Branch counts as the workflow's status message and progress in the scheduler (luigid's
         visualiser shows both in its task list); see :func:`scheduler_status`."""
+        from luigi.rpc import RPCError
+
         self.last_scheduler = time.monotonic()
         percent = 100 if not self.total else int(100 * self.done / self.total)
-        # Luigi's worker injects these callbacks; they are None outside a worker
-        if callable(self.task.set_progress_percentage):
-            self.task.set_progress_percentage(percent)
-        if callable(self.task.set_status_message):
-            self.task.set_status_message(scheduler_status(self.total, self.done, self.failed, self.running,
-                                                          self.waiting))
+        try:  # Luigi's worker injects these callbacks; they are None outside a worker
+            if callable(self.task.set_progress_percentage):
+                self.task.set_progress_percentage(percent)
+            if callable(self.task.set_status_message):
+                self.task.set_status_message(scheduler_status(self.total, self.done, self.failed, self.running,
+                                                              self.waiting))
+        except RPCError as exc:  # luigid gone: progress is for people; the branch loop decides what it means
+            if not self.scheduler_lost:
+                logging.getLogger("pylaw.workflow").warning("%s: cannot report progress to the central "
+                                                            "scheduler: %s", self.label, exc)
+            self.scheduler_lost = True
 
     def finish(self, report: dict[str, Any]) -> None:
         """Final scheduler status, and the workflow's report for the run summary."""

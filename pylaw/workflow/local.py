@@ -233,8 +233,8 @@ class ClaimedRun:
     The claims live in this process (the one Luigi runs the workflow in); forked workers
     only run branches. At most two branches per worker are claimed ahead, so that
     overlapping runs share the work. Branches held elsewhere are waited for, polling
-    luigid with a growing interval; if luigid stops answering, no further branch starts,
-    those running finish, and ``error`` says why.
+    luigid with a growing interval; if luigid stops answering, no further branch is
+    claimed, those claimed already run, and ``error`` says why.
     """
 
     def __init__(self, task: Any, branches: Sequence[Any], workers: int, url: str, progress: WorkflowProgress) -> None:
@@ -261,7 +261,7 @@ class ClaimedRun:
                 yield from self.loop(pool)
             except BranchClaimError as exc:
                 self.error = exc
-                while self.running:  # what runs finishes (outputs are atomic); nothing new starts
+                while self.running:  # what runs finishes (outputs are atomic); nothing new is claimed
                     yield from self.collect(block=True, release=False)
         finally:
             self.claims.close()

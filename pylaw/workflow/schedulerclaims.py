@@ -172,8 +172,8 @@ class BranchClaims:
             cause = getattr(exc, "sub_exception", None) or exc
             raise BranchClaimError(
                 f"the central scheduler (luigid) at {self.url} did not answer {method} for the branches of "
-                f"{self.family}: {cause}. No further branch is started, because without luigid this run cannot "
-                f"know whether another run (on any machine) holds it; branches already running are finished. "
+                f"{self.family}: {cause}. No further branch is claimed, because without luigid this run cannot "
+                f"know whether another run (on any machine) holds it; the branches it had claimed are finished. "
                 f"Rerun once luigid is reachable, or with --local-scheduler (branches are then locked on this "
                 f"machine only)") from exc
 

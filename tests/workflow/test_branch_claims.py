@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 from tests.cli.project import PYL, Run
-from tests.services.luigid import Luigid, luigid, luigid_short_leases, luigid_with_history  # noqa: F401 - fixtures
+from tests.services.luigid import (  # noqa: F401 - fixtures
+    Luigid,
+    luigid,
+    luigid_short_leases,
+    luigid_with_history,
+    start_luigid,
+)
 
 TASKS = textwrap.dedent('''
     import os
@@ -246,3 +252,22 @@ def test_task_history_records_the_workflow_and_its_branch_claims(tmp_path, luigi
     assert all(each == ["RUNNING", "DONE"] for each in claims.values()), claims
     claimed = sorted(b for (_, branches) in claims for b in numbers(branches))
     assert claimed == [0, 1, 2, 3, 4, 5], f"each branch claimed once, in batches: {claims}"
+
+
+def test_luigid_gone_stops_the_claims_with_a_clear_error(tmp_path):
+    project(tmp_path)
+    (tmp_path / "luigi.cfg").write_text("[pylaw]\nmodules = claimtasks\n[core]\nlog_level = WARNING\n"
+                                        "rpc-retry-attempts = 1\nrpc-retry-wait = 0\n")  # give up at once
+    servers = start_luigid(tmp_path)
+    server = next(servers)
+    run = start(tmp_path, server, "--branches", "0-7", "--sleep", "0.6", name="cut")
+    wait_until(lambda: any(r.branch == 2 for r in records(tmp_path)), "the run started branch 2")
+    servers.close()  # luigid stops (by its pid) while the run holds branches 2 and 3 (one batch of two)
+    code, err = run.wait()
+    assert code != 0, err
+    assert "BranchClaimError" in err and "did not answer" in err and "No further branch is claimed" in err, err
+    runs = records(tmp_path)
+    assert all(r.end is not None for r in runs), f"a started branch was cut short: {runs}"
+    assert max(r.branch for r in runs) <= 3, f"a branch started without a claim: {runs}"
+    made = sorted(int(p.stem.partition("_")[2]) for p in (tmp_path / "store").rglob("c_*.txt"))
+    assert made == sorted(r.branch for r in runs)
