@@ -231,8 +231,8 @@ class ClaimedRun:
     """Runs branches as luigid grants their claims (:mod:`pylaw.workflow.schedulerclaims`).
 
     The claims live in this process (the one Luigi runs the workflow in); forked workers
-    only run branches. At most two branches per worker are claimed ahead, so that
-    overlapping runs share the work. Branches held elsewhere are waited for, polling
+    only run branches. A chunk is claimed whenever fewer than two branches per worker
+    are in progress, so that overlapping runs share the work. Branches held elsewhere are waited for, polling
     luigid with a growing interval; if luigid stops answering, no further branch is
     claimed, those claimed already run, and ``error`` says why.
     """
@@ -246,6 +246,7 @@ class ClaimedRun:
         chunk = max(2 * workers, math.ceil(len(branches) / 16))  # at most ~16 get_work calls for a lone run
         self.claims = BranchClaims(url, task, branches, chunk)
         self.holders: set[str] = set()
+        self.held: set[str] = set()  # held by other workers at the last look
         self.error: BranchClaimError | None = None
 
     def results(self) -> Iterator[tuple[int, tuple[str, Any]]]:
@@ -292,7 +293,8 @@ class ClaimedRun:
             yield index, (ELSEWHERE, None)
             return
         self.running.add(task_id)
-        self.progress.running = len(self.running)
+        self.held.discard(task_id)
+        self.progress.running, self.progress.waiting = len(self.running), len(self.held)
         if pool is None:
             self.progress.update()
             self.finished.put(_run_forked(index))
@@ -320,7 +322,8 @@ class ClaimedRun:
     def wait_for_others(self) -> Iterator[tuple[int, tuple[str, Any]]]:
         """Nothing claimable: what others hold is waited for; what they released is taken or found made."""
         held = self.claims.held_elsewhere(self.open)
-        self.holders.update(describe_holder(h) for h in held.values() if h != "DISABLED")
+        self.holders.update(describe_holder(h) for h in held.values() if h and h != "DISABLED")
+        self.held = set(held)
         self.progress.waiting = len(held)
         self.progress.update()
         released = sorted(self.open - set(held), key=self.index.__getitem__)

@@ -8,7 +8,7 @@ under its own Luigi task id, before it runs. The protocol uses luigid's RPC API 
   worker list with the workflow it serves), never the Luigi worker's id: ``get_work``
   from that id would hand out the run's other tasks too;
 * **register**: ``add_task(PENDING, runnable, batchable)`` for every branch to run, one
-  call each (luigid has no bulk ``add_task``);
+  call each (luigid has no bulk ``add_task``), a chunk ahead of the claims;
 * **claim**: ``get_work`` with a batcher on ``branch`` (``add_task_batcher``): one call
   hands out up to ``chunk`` branches, which luigid marks ``BATCH_RUNNING`` (``RUNNING``
   for a single one) with this worker as ``worker_running``. luigid serves one request at
@@ -65,6 +65,7 @@ class BranchClaims:
         self.url, self.workflow, self.chunk = url, workflow, max(1, chunk)
         self.family = workflow.get_task_family()
         self.by_id = {branch.task_id: branch for branch in branches}
+        self.unregistered = list(reversed(self.by_id))  # registered a chunk at a time, first branches first
         self.worker = f"pylaw-branches:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.host = socket.gethostname()
         self.remote = RemoteScheduler(url)
@@ -78,13 +79,12 @@ class BranchClaims:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> BranchClaims:
-        """Announce the claims worker, register every branch, start the lease pings."""
+        """Announce the claims worker and start the lease pings (branches are registered as claims go)."""
         self._call("add_worker", worker=self.worker, info={
             "host": self.host, "pid": os.getpid(), "serves": self.workflow.task_id, "kind": "pylaw branch claims"})
         self._call("add_task_batcher", worker=self.worker, task_family=self.family, batched_args=["branch"],
                    max_batch_size=self.chunk)
         self.pinger.start()
-        self.register(self.by_id)
         return self
 
     def close(self) -> None:
@@ -106,7 +106,18 @@ class BranchClaims:
                        params=branch.to_str_params(only_significant=True, only_public=True))
 
     def claim(self) -> list[str]:
-        """Claim up to ``chunk`` of this run's pending branches; ``[]`` when luigid offers none."""
+        """Claim up to ``chunk`` of this run's branches; ``[]`` when luigid offers none.
+
+        Branches are registered a chunk ahead of the claims, so the first ones run at once
+        and later registrations overlap with the forked workers' work.
+        """
+        while True:
+            self.register([self.unregistered.pop() for _ in range(min(self.chunk, len(self.unregistered)))])
+            ids = self._get_work()
+            if ids or not self.unregistered:
+                return ids
+
+    def _get_work(self) -> list[str]:
         reply = self._call("get_work", worker=self.worker, host=self.host)
         batch = reply.get("batch_id") if reply.get("batch_task_ids") else None
         ids = list(reply.get("batch_task_ids") or ([reply["task_id"]] if reply.get("task_id") else []))
