@@ -31,15 +31,16 @@ class Luigid:
         return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
 
 
-def start_luigid(directory: Path, config: str = "") -> Iterator[Luigid]:
-    """luigid on a free loopback port, its state, log and config (``config``: luigi.cfg text) in ``directory``."""
-    port = free_port()
+def start_luigid(directory: Path, config: str = "", port: int = 0) -> Iterator[Luigid]:
+    """luigid on a free loopback port (or ``port``), its state, log and config (``config``: luigi.cfg
+    text) in ``directory``: started again on the same port and directory, it loads the state it saved."""
+    port = port or free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "luigid")
     if not os.path.exists(exe):
         unavailable("luigid is not installed next to the test interpreter")
     (directory / "luigid.cfg").write_text(config)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(directory / "luigid.cfg")}
-    log = open(directory / "luigid.log", "w")  # noqa: SIM115 - closed below
+    log = open(directory / "luigid.log", "a")  # noqa: SIM115 - closed below
     process = subprocess.Popen([exe, "--address", "127.0.0.1", "--port", str(port), "--logdir", str(directory),
                                 "--state-path", str(directory / "luigid.state")], stdout=log, stderr=log, env=env)
     try:

@@ -271,3 +271,28 @@ def test_luigid_gone_stops_the_claims_with_a_clear_error(tmp_path):
     assert max(r.branch for r in runs) <= 3, f"a branch started without a claim: {runs}"
     made = sorted(int(p.stem.partition("_")[2]) for p in (tmp_path / "store").rglob("c_*.txt"))
     assert made == sorted(r.branch for r in runs)
+
+
+def test_claims_survive_a_clean_restart_of_luigid(tmp_path):
+    project(tmp_path)
+    (tmp_path / "luigi.cfg").write_text("[pylaw]\nmodules = claimtasks\n[core]\nlog_level = WARNING\n"
+                                        "rpc-retry-attempts = 20\nrpc-retry-wait = 1\n")  # ride out the restart
+    servers = start_luigid(tmp_path)
+    server = next(servers)
+    holder = start(tmp_path, server, "--branches", "0-5", "--sleep", "0.8", name="holder")
+    wait_until(lambda: any(r.branch == 2 for r in records(tmp_path)), "the holder started branch 2")
+    servers.close()  # SIGTERM: luigid saves its state, claims included
+    servers = start_luigid(tmp_path, port=server.port)
+    next(servers)
+    try:
+        held = server.api("task_list", status="BATCH_RUNNING", upstream_status="", search="Claimed")
+        assert {t["params"]["branch"] for t in held.values()} >= {"2"}, "the claim was lost in the restart"
+        assert all(t["worker_running"].startswith("pylaw-branches:") for t in held.values())
+        other = start(tmp_path, server, "--branches", "0-7", "--sleep", "0.8", name="other")
+        (code1, err1), (code2, err2) = holder.wait(), other.wait()
+    finally:
+        servers.close()
+    assert (code1, code2) == (0, 0), err1 + err2
+    runs = records(tmp_path)
+    assert sorted(r.branch for r in runs) == list(range(8)), f"every branch once: {runs}"
+    assert_no_overlap(runs)
