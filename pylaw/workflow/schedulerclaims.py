@@ -16,11 +16,10 @@ under its own Luigi task id, before it runs. The protocol uses luigid's RPC API 
   branch: that is the lock;
 * **release**, batched too: ``get_work`` gives the batch an id; one ``add_task(RUNNING,
   batch_id)`` makes a *claim task* for it (``Family__claims(branches=3-6, workflow=...)``
-  in the visualiser),
-  and when all its branches ended, one ``add_task(DONE)`` of the claim task sets every
-  branch still ``BATCH_RUNNING`` in it to ``DONE`` (luigid's own batch semantics). A
-  failed branch is released alone first (``add_task(FAILED)`` with its traceback). A
-  single claimed branch (no batch) is released alone;
+  in the visualiser), and when all its branches ended, one ``add_task(DONE)`` of the
+  claim task sets every branch still ``BATCH_RUNNING`` in it to ``DONE`` (luigid's own
+  batch semantics). A failed branch is released alone first (``add_task(FAILED)`` with
+  its traceback). A single claimed branch (no batch) is released alone;
 * **lease**: a thread pings every second. A run that dies (even ``kill -9``) stops
   pinging; luigid drops a worker silent for ``[scheduler] worker_disconnect_delay``
   (60 s by default) at its next prune (every 60 s, and on every ``task_list``, which the
