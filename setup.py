@@ -17,10 +17,13 @@ setup(
     extras_require={
         "gfal": ["gfal2-python"],
         "htcondor": ["htcondor"],
+        # luigid's task history ([scheduler] record_task_history): Luigi's DbTaskHistory needs SQLAlchemy 1.x
+        "history": ["sqlalchemy<2"],
         "plot": ["matplotlib"],
         "test": ["pytest", "pytest-timeout", "numpy", "scipy", "matplotlib", "pyyaml", "ruff", "mypy", "wsgidav",
                  "cheroot",
                  "htcondor",  # client bindings (htcondor2) for the real test pool, tests/services/htcondor.py
+                 "sqlalchemy<2",  # luigid's task history in tests/workflow/test_branch_claims.py
                  # Luigi's own test suite (tests/luigi_compat) imports these
                  "mock", "psutil", "hypothesis", "jsonschema"],
         "docs": ["sphinx"],

@@ -16,6 +16,7 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── FormatterError             (ValueError)   no formatter for a file extension
     ├── UnreadableFileError        (ValueError)   a file whose content its formatter cannot read
     ├── BranchFailuresError        (RuntimeError) branches of a local workflow failed
+    ├── BranchClaimError           (ConnectionError) luigid could not be asked who runs which branch
     ├── MissingOutputError         (RuntimeError) a task's run() returned without writing its outputs
     ├── ShiftError                 (ValueError)   an unknown or malformed systematic shift
     ├── ProvenanceError            (ValueError)   a provenance record that is missing or unreadable
@@ -132,6 +133,10 @@ class BranchFailuresError(PylawError, RuntimeError):
     def __init__(self, message: str, failures: dict[int, str]) -> None:
         super().__init__(message)
         self.failures = failures
+
+
+class BranchClaimError(PylawError, ConnectionError):
+    """The central scheduler (luigid) did not answer a branch claim, so no branch may start."""
 
 
 # --- remote storage (pylaw.target.remote) ---------------------------------------------

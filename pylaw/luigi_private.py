@@ -17,6 +17,14 @@ upgrade of Luigi has one module to check.
     honour both routes alike. The running worker is found on the call stack (it stays
     there in a forked task process too).
 
+``luigi.worker.Worker._scheduler`` (:func:`running_worker_scheduler_url`)
+    A task cannot ask which scheduler its worker talks to. ``core().local_scheduler`` is
+    not the answer: ``luigi.build(..., local_scheduler=True)`` bypasses that config, and
+    ``--scheduler-host`` may have been given to ``luigi.build`` as an override. A local
+    workflow must know whether a central scheduler (luigid) coordinates the run, and its
+    URL, to claim its branches there (:mod:`pylaw.workflow.schedulerclaims`); the worker
+    on the call stack knows, as a ``luigi.rpc.RemoteScheduler`` with its ``_url``.
+
 ``param_name`` in the frames of Luigi's parameter parsing (:func:`parameter_being_parsed`)
     Luigi's parse errors do not name the parameter; :mod:`pylaw.logs` reads it from the
     traceback to word the one-line error ``luigi --module`` prints.
@@ -54,14 +62,30 @@ def instance_cache(task_cls: type) -> dict[tuple, Any] | None:
 
 def running_worker_processes() -> int | None:
     """``worker_processes`` of the Luigi worker running the caller, or None outside a worker."""
+    worker = _running_worker(sys._getframe(1))
+    return None if worker is None else int(worker.worker_processes)
+
+
+def running_worker_scheduler_url() -> str | None:
+    """URL of the central scheduler the Luigi worker running the caller talks to; None for a
+    local scheduler or outside a worker."""
+    from luigi.rpc import RemoteScheduler
+
+    worker = _running_worker(sys._getframe(1))
+    scheduler = getattr(worker, "_scheduler", None)
+    if isinstance(scheduler, RemoteScheduler):
+        return str(scheduler._url)
+    return None
+
+
+def _running_worker(frame: Any) -> Any:
     from luigi.worker import Worker
 
-    frame = sys._getframe(1)
     while frame is not None:
         candidate = frame.f_locals.get("self")
         if isinstance(candidate, Worker):
-            return int(candidate.worker_processes)
-        frame = frame.f_back  # type: ignore[assignment]
+            return candidate
+        frame = frame.f_back
     return None
 
 

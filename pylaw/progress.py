@@ -293,6 +293,8 @@ class WorkflowProgress:
 
     def __init__(self, task: Any, total: int) -> None:
         self.task, self.total, self.done, self.failed, self.waiting = task, total, 0, 0, 0
+        self.running = 0  # started here, not ended yet (the branch loop sets it)
+        self.scheduler_lost = False  # a progress report to luigid failed (warned once)
         self.last_scheduler = self.last_board = 0.0
         self.own_board = False
         self.board = _BOARD
@@ -307,25 +309,37 @@ class WorkflowProgress:
         self.failed += failed
         now = time.monotonic()
         if now - self.last_board >= _UPDATE_EVERY:
-            self.update(now)
+            # the scheduler hears of a gap between two branches of one worker only if it lasts: the
+            # next branch's start reports (an in-process loop is between branches only for a moment)
+            self.update(now, to_scheduler=self.running > 0)
 
-    def update(self, now: float | None = None) -> None:
+    def update(self, now: float | None = None, to_scheduler: bool = True) -> None:
         now = time.monotonic() if now is None else now
         self.last_board = now
         if self.board is not None:
             self.board.send(("update", self.task.task_id, self.label, self.total, self.done, self.failed,
                              self.waiting))
-        if now - self.last_scheduler >= 1.0:
+        if to_scheduler and now - self.last_scheduler >= 1.0:
             self.report_to_scheduler()
 
     def report_to_scheduler(self) -> None:
+        """Branch counts as the workflow's status message and progress in the scheduler (luigid's
+        visualiser shows both in its task list); see :func:`scheduler_status`."""
+        from luigi.rpc import RPCError
+
         self.last_scheduler = time.monotonic()
         percent = 100 if not self.total else int(100 * self.done / self.total)
-        # Luigi's worker injects these callbacks; they are None outside a worker
-        if callable(self.task.set_progress_percentage):
-            self.task.set_progress_percentage(percent)
-        if callable(self.task.set_status_message):
-            self.task.set_status_message(f"branches: {self.done}/{self.total} done, {self.failed} failed")
+        try:  # Luigi's worker injects these callbacks; they are None outside a worker
+            if callable(self.task.set_progress_percentage):
+                self.task.set_progress_percentage(percent)
+            if callable(self.task.set_status_message):
+                self.task.set_status_message(scheduler_status(self.total, self.done, self.failed, self.running,
+                                                              self.waiting))
+        except RPCError as exc:  # luigid gone: progress is for people; the branch loop decides what it means
+            if not self.scheduler_lost:
+                logging.getLogger("pylaw.workflow").warning("%s: cannot report progress to the central "
+                                                            "scheduler: %s", self.label, exc)
+            self.scheduler_lost = True
 
     def finish(self, report: dict[str, Any]) -> None:
         """Final scheduler status, and the workflow's report for the run summary."""
@@ -335,3 +349,15 @@ class WorkflowProgress:
                             wait=True)
         if self.own_board:
             close_board()
+
+
+def scheduler_status(total: int, ended: int, failed: int, running: int, held: int) -> str:
+    """``branches: 4/10 done, 1 failed, 2 running, 3 pending (1 held by another run)``.
+
+    ``ended`` counts every branch this run is through with (made here, failed, or made by
+    another run); ``done`` in the message excludes the failed ones. The wording is stable:
+    scripts read it from luigid's ``task_list``.
+    """
+    pending = max(0, total - ended - running)
+    text = f"branches: {ended - failed}/{total} done, {failed} failed, {running} running, {pending} pending"
+    return text + (f" ({held} held by another run)" if held else "")

@@ -49,11 +49,19 @@ def test_workflow_reports_status_and_progress_to_luigid(tmp_path, luigid):  # no
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
     tasks = luigid.api("task_list", status="FAILED", upstream_status="", search="")
-    (task,) = [t for t in tasks.values() if t["name"] == "Slow"]
-    assert task["status_message"] == "branches: 6/6 done, 1 failed"
+    tasks = {k: t for k, t in tasks.items() if t["name"] == "Slow"}  # not the claim tasks (Slow__claims)
+    ((workflow_id, task),) = [(k, t) for k, t in tasks.items() if t["params"]["branch"] == "-1"]
+    assert task["status_message"] == "branches: 5/6 done, 1 failed, 0 running, 0 pending"
     assert task["progress_percentage"] == 100
-    assert "1 of 6 branches of Slow failed: 4" in luigid.api("fetch_error", task_id=next(iter(
-        k for k, t in tasks.items() if t["name"] == "Slow")))["error"]
+    assert "1 of 6 branches of Slow failed: 4" in luigid.api("fetch_error", task_id=workflow_id)["error"]
+    # the branches were claimed in luigid under their own task ids: the failed one is FAILED there
+    ((branch_id, branch),) = [(k, t) for k, t in tasks.items() if t["params"]["branch"] != "-1"]
+    assert branch["params"]["branch"] == "4" and branch["worker_running"].startswith("pylaw-branches:")
+    assert "this branch fails" in luigid.api("fetch_error", task_id=branch_id)["error"]
+    done = luigid.api("task_list", status="DONE", upstream_status="", search="Slow")
+    assert sorted(int(t["params"]["branch"]) for t in done.values() if t["name"] == "Slow") == [0, 1, 2, 3, 5]
+    claims = [t for t in done.values() if t["name"] == "Slow__claims"]
+    assert claims and all(t["params"]["workflow"] == workflow_id for t in claims), "batched claims, released"
 
 
 def test_same_workflow_never_runs_twice_at_once(tmp_path, luigid):  # noqa: F811
@@ -80,4 +88,5 @@ def test_equals_form_of_scheduler_options_reaches_luigid(tmp_path, luigid):  # n
                             cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     done = luigid.api("task_list", status="DONE", upstream_status="", search="")
-    assert [t["name"] for t in done.values()] == ["Slow"], "the run was not coordinated by luigid"
+    assert sorted(t["params"]["branch"] for t in done.values() if t["name"] == "Slow") == ["-1", "0", "1"], \
+        "the run (the workflow and its branch claims) was not coordinated by luigid"
