@@ -33,10 +33,11 @@ import logging
 import os
 import posixpath
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pylaw.errors import (
     PathEscapeError,
@@ -52,6 +53,7 @@ from pylaw.target.remote.checksum import Checksummer, check_algorithm, file_chec
 from pylaw.target.remote.config import StorageConfig
 from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
 from pylaw.target.remote.retry import RetryPolicy
+from pylaw.target.remote.stream import BLOCK_SIZE, open_stream
 
 if TYPE_CHECKING:
     from pylaw.target.remote.cache import RemoteCache
@@ -113,18 +115,26 @@ class RemoteFileSystem:
     def from_config(cls, config: StorageConfig) -> RemoteFileSystem:
         """Build from a parsed ``[storage:NAME]`` section, with the interface it names (GFAL2 by default)."""
         from pylaw.target.remote.cache import RemoteCache
-        from pylaw.target.remote.gfal import GFALInterface
-        from pylaw.target.remote.xrootd import XRootDInterface
+        from pylaw.target.remote.registry import interface_class
 
         retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
                             max_delay=config.retry_max_delay, jitter=config.retry_jitter,
                             timeout=config.timeout or None)
         cache = RemoteCache(config.cache_root, config.cache_max_size, config.cache_validation) \
             if config.cache_root else None
-        interface: FileInterface = XRootDInterface(config.transfer_timeout) if config.interface == "xrootd" \
-            else GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
+        interface = interface_class(config.interface, f"[storage:{config.name}]")(**config.interface_options)
         return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
                    config.parallel, checksum=config.checksum, record_checksums=config.record_checksums)
+
+    def close(self) -> None:
+        """Close the interface (its connections); the storage element stays usable and reconnects on use."""
+        self.interface.close()
+
+    def __enter__(self) -> RemoteFileSystem:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- paths and the retry loop ---------------------------------------------------------
 
@@ -503,6 +513,25 @@ class RemoteFileSystem:
                 f"{reported}; the transfer or the storage corrupted it", operation="get",
                 url=redact(self.url(norm, "get")), algorithm=name, expected=reported, actual=actual)
         return reported
+
+    def open(self, path: str, mode: str = "r", block_size: int = BLOCK_SIZE, **kwargs: Any) -> IO:
+        """``path`` open for reading in blocks (see :mod:`pylaw.target.remote.stream`), seekable.
+
+        An interface that cannot read at offsets (``open_read`` not implemented) gets the
+        file downloaded to a temporary local file first, which the returned handle reads.
+        """
+        try:
+            return open_stream(self, path, mode, block_size, **kwargs)
+        except RemoteNotSupportedError as exc:
+            if exc.operation != "open":
+                raise
+        workdir = tempfile.mkdtemp(prefix="pylaw-download-")
+        try:
+            local = os.path.join(workdir, posixpath.basename(self.normpath(path)))
+            self.get(path, local)
+            return open(local, mode, **kwargs)  # the open handle keeps the data readable after the rmtree
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def copy(self, source: str, destination: str) -> None:
         """Copy between two paths of this storage element, atomically.
