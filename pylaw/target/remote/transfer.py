@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from pylaw.errors import RemoteError, TransferFailedError, TransientRemoteError
-from pylaw.target.base import temporary_name
+from pylaw.target.remote.publish import StagedUpload
 from pylaw.target.remote.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -111,27 +111,22 @@ class PutRound:
 
     def __init__(self, fs: RemoteFileSystem, results: list[TransferResult], pool: ThreadPoolExecutor) -> None:
         self.fs, self.once, self.results, self.pool = fs, _single_attempt(fs), results, pool
-        self.tmp: dict[int, str] = {}
-        self.size: dict[int, int] = {}
-        self.digest: dict[int, tuple[str, str]] = {}
+        self.uploads: dict[int, StagedUpload] = {}
 
     def run(self, indices: list[int]) -> None:
         for i in indices:
             self.results[i].attempts += 1
         uploaded = self._step(self._upload, indices)
-        checked = self._check_sizes(uploaded, self.tmp)
+        checked = self._check_sizes(uploaded, final=False)
         if self.fs.reports_checksums():
-            checked = self._step(self._check_checksum, checked)
+            checked = self._step(lambda i: self.uploads[i].check_checksum(), checked)
         published = self._step(self._publish, checked)
-        final = {i: self.fs.normpath(self.results[i].destination) for i in published}
-        complete = self._check_sizes(published, final)
+        complete = self._check_sizes(published, final=True)
         if self.fs.record_checksums:
-            complete = self._step(lambda i: self.once.write_record(final[i], self.size[i], self.digest[i]),
-                                  complete)
+            complete = self._step(self._record, complete)
         for i in complete:
             self.results[i].ok, self.results[i].error = True, None
-        failed = [i for i in indices if not self.results[i].ok and i in self.tmp]
-        self._step(lambda i: self.once._discard(self.tmp[i]), failed)
+        self._step(lambda i: self.uploads[i].discard(), [i for i in self.uploads if not self.results[i].ok])
 
     def _step(self, call: Callable[[int], None], indices: list[int]) -> list[int]:
         """``call`` on each index in parallel; returns those that succeeded, records the errors."""
@@ -149,27 +144,25 @@ class PutRound:
 
     def _upload(self, i: int) -> None:
         result = self.results[i]
-        self.size[i] = os.stat(result.source).st_size
-        digest = self.fs.local_digest(result.source)
-        if digest is not None:
-            self.digest[i] = digest
-        directory, basename = posixpath.split(self.fs.normpath(result.destination))
-        self.tmp[i] = tmp = posixpath.join(directory, temporary_name(basename))
+        upload = self.uploads[i] = StagedUpload(self.once, result.destination, os.stat(result.source).st_size,
+                                                self.fs.local_digest(result.source),
+                                                f"upload of {result.source} to {result.destination!r}")
         source = "file://" + os.path.abspath(result.source)
-        self.once.run("put", result.destination, lambda base: self.fs.interface.copy(
-            source, self.fs.url(tmp, base=base), True, self.fs.retry.timeout))
-
-    def _check_checksum(self, i: int) -> None:
-        if i in self.digest:
-            self.once._check_checksum(self.tmp[i], self.digest[i], f"upload of {self.results[i].source}", "put")
+        upload.send(lambda base: source)
 
     def _publish(self, i: int) -> None:
-        self.once._publish(self.tmp[i], self.fs.normpath(self.results[i].destination), self.size[i])
+        self.uploads[i].publish()
         if self.fs.cache is not None:
             self.fs.cache.invalidate(self.fs, self.results[i].destination)
 
-    def _check_sizes(self, indices: list[int], paths: dict[int, str]) -> list[int]:
-        """Indices whose ``paths`` have the expected size, with one listing per directory."""
+    def _record(self, i: int) -> None:
+        upload = self.uploads[i]
+        if upload.digest is not None and upload.size is not None:
+            self.once.write_record(upload.path, upload.size, upload.digest)
+
+    def _check_sizes(self, indices: list[int], final: bool) -> list[int]:
+        """Indices whose temporary (or ``final``) files have the expected size, with one listing per directory."""
+        paths = {i: self.uploads[i].path if final else self.uploads[i].tmp for i in indices}
         by_dir: dict[str, list[int]] = {}
         for i in indices:
             by_dir.setdefault(posixpath.dirname(paths[i]), []).append(i)
@@ -182,14 +175,11 @@ class PutRound:
                     self.results[i].error = exc
                 continue
             for i in members:
-                found = listing.get(posixpath.basename(paths[i]))
-                if found is not None and found.size == self.size[i]:
+                error = self.uploads[i].size_error(paths[i], listing.get(posixpath.basename(paths[i])))
+                if error is None:
                     good.append(i)
                 else:
-                    self.results[i].error = TransientRemoteError(
-                        f"{paths[i]!r} on {self.fs.name!r} has {found.size if found else 'no'} bytes instead of "
-                        f"{self.size[i]} after the upload of {self.results[i].source}", operation="put",
-                        url=self.fs.url(paths[i], "put"))
+                    self.results[i].error = error
         return good
 
 
