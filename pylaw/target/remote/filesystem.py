@@ -56,6 +56,7 @@ from pylaw.target.remote.stream import BLOCK_SIZE, open_stream
 
 if TYPE_CHECKING:
     from pylaw.target.remote.cache import RemoteCache
+    from pylaw.target.remote.progress import ProgressCallback
     from pylaw.target.remote.transfer import TransferResult
 
 logger = logging.getLogger(__name__)
@@ -519,9 +520,10 @@ class RemoteFileSystem:
             self.put(local, destination, make_parents=False)
 
     def copy_many(self, pairs: Iterable[tuple[str, str]], direction: str = "put", parallel: int | None = None,
-                  progress: bool | None = None, raise_on_failure: bool = True) -> list[TransferResult]:
+                  progress: bool | ProgressCallback | None = None, on_error: str = "raise"
+                  ) -> list[TransferResult]:
         """Run many transfers in parallel; see :func:`pylaw.target.remote.transfer.copy_many`."""
         from pylaw.target.remote.transfer import copy_many
 
         return copy_many(self, pairs, direction, parallel=parallel or self.parallel, progress=progress,
-                         raise_on_failure=raise_on_failure)
+                         on_error=on_error)

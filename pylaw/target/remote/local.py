@@ -17,42 +17,32 @@ import shutil
 import stat as stat_module
 from typing import Any
 
-from pylaw.errors import (
-    RemoteDirectoryNotEmptyError,
-    RemoteError,
-    RemoteFileExistsError,
-    RemoteFileNotFoundError,
-    RemoteIsADirectoryError,
-    RemoteNotADirectoryError,
-    RemoteNotSupportedError,
-    RemotePermissionError,
-    TransientRemoteError,
-)
+from pylaw import errors
 from pylaw.target.remote.checksum import check_algorithm, file_checksums
 from pylaw.target.remote.interface import ADVICE, FileInterface, ReadHandle, RemoteStat, redact
 
 SCHEME = "file://"
 
-#: errno -> error class; others become a plain RemoteError
-ERRNO_MAP: dict[int, type[RemoteError]] = {
-    errno.ENOENT: RemoteFileNotFoundError,
-    errno.EEXIST: RemoteFileExistsError,
-    errno.EACCES: RemotePermissionError,
-    errno.EPERM: RemotePermissionError,
-    errno.EROFS: RemotePermissionError,
-    errno.EISDIR: RemoteIsADirectoryError,
-    errno.ENOTDIR: RemoteNotADirectoryError,
-    errno.ENOTEMPTY: RemoteDirectoryNotEmptyError,
-    errno.EAGAIN: TransientRemoteError,
-    errno.EBUSY: TransientRemoteError,
-    errno.EIO: TransientRemoteError,  # a network mount that lost its server
-    errno.ESTALE: TransientRemoteError,
+#: errno -> error class; others become a plain errors.RemoteError
+ERRNO_MAP: dict[int, type[errors.RemoteError]] = {
+    errno.ENOENT: errors.RemoteFileNotFoundError,
+    errno.EEXIST: errors.RemoteFileExistsError,
+    errno.EACCES: errors.RemotePermissionError,
+    errno.EPERM: errors.RemotePermissionError,
+    errno.EROFS: errors.RemotePermissionError,
+    errno.EISDIR: errors.RemoteIsADirectoryError,
+    errno.ENOTDIR: errors.RemoteNotADirectoryError,
+    errno.ENOTEMPTY: errors.RemoteDirectoryNotEmptyError,
+    errno.EAGAIN: errors.TransientRemoteError,
+    errno.EBUSY: errors.TransientRemoteError,
+    errno.EIO: errors.TransientRemoteError,  # a network mount that lost its server
+    errno.ESTALE: errors.TransientRemoteError,
 }
 
 
-def map_oserror(exc: OSError, operation: str, url: str) -> RemoteError:
+def map_oserror(exc: OSError, operation: str, url: str) -> errors.RemoteError:
     """The pylaw error for an ``OSError`` of ``operation`` on ``url``."""
-    cls = ERRNO_MAP.get(exc.errno or 0, RemoteError)
+    cls = ERRNO_MAP.get(exc.errno or 0, errors.RemoteError)
     text = f"local {operation} failed for {redact(url)}: {exc.strerror or exc} (errno {exc.errno})"
     advice = ADVICE.get(cls)
     return cls(f"{text}; {advice}" if advice else text, operation=operation, url=redact(url), code=exc.errno)
@@ -61,7 +51,7 @@ def map_oserror(exc: OSError, operation: str, url: str) -> RemoteError:
 def local_path(url: str) -> str:
     """The path of a file:// URL (``file:///a/b`` -> ``/a/b``)."""
     if not url.startswith(SCHEME):
-        raise RemoteNotSupportedError(f"the local interface serves file:// URLs only, not {redact(url)}",
+        raise errors.RemoteNotSupportedError(f"the local interface serves file:// URLs only, not {redact(url)}",
                                       url=redact(url))
     return "/" + url[len(SCHEME):].lstrip("/")
 
@@ -140,7 +130,7 @@ class LocalInterface(FileInterface):
         fd = self._os("open", url, os.open, local_path(url), os.O_RDONLY)
         if os.path.isdir(local_path(url)):
             os.close(fd)
-            raise RemoteIsADirectoryError(f"cannot read the directory {redact(url)}", operation="open",
+            raise errors.RemoteIsADirectoryError(f"cannot read the directory {redact(url)}", operation="open",
                                           url=redact(url))
         return LocalReadHandle(url, fd)
 
@@ -149,6 +139,6 @@ class LocalInterface(FileInterface):
         what = f"{source} -> {destination}"
         target = local_path(destination)
         if not overwrite and os.path.exists(target):
-            raise RemoteFileExistsError(f"local copy failed for {redact(what)}: the destination exists",
+            raise errors.RemoteFileExistsError(f"local copy failed for {redact(what)}: the destination exists",
                                         operation="copy", url=redact(what))
         self._os("copy", what, shutil.copyfile, local_path(source), target)

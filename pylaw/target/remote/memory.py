@@ -17,15 +17,7 @@ import posixpath
 import threading
 import time
 
-from pylaw.errors import (
-    RemoteDirectoryNotEmptyError,
-    RemoteError,
-    RemoteFileExistsError,
-    RemoteFileNotFoundError,
-    RemoteIsADirectoryError,
-    RemoteNotADirectoryError,
-    RemoteNotSupportedError,
-)
+from pylaw import errors
 from pylaw.target.remote.checksum import Checksummer, check_algorithm
 from pylaw.target.remote.interface import FileInterface, ReadHandle, RemoteStat, redact
 from pylaw.target.remote.local import local_path, map_oserror
@@ -54,7 +46,7 @@ _STORES_LOCK = threading.Lock()
 
 def _split(url: str) -> tuple[_Store, str]:
     if not url.startswith(SCHEME):
-        raise RemoteNotSupportedError(f"the memory interface serves memory:// URLs, not {redact(url)}",
+        raise errors.RemoteNotSupportedError(f"the memory interface serves memory:// URLs, not {redact(url)}",
                                       url=redact(url))
     name, _, path = url[len(SCHEME):].partition("/")
     with _STORES_LOCK:
@@ -71,7 +63,7 @@ def clear(name: str | None = None) -> None:
             _STORES.pop(name, None)
 
 
-def _error(cls: type[RemoteError], operation: str, url: str, problem: str) -> RemoteError:
+def _error(cls: type[errors.RemoteError], operation: str, url: str, problem: str) -> errors.RemoteError:
     return cls(f"memory {operation} failed for {redact(url)}: {problem}", operation=operation, url=redact(url))
 
 
@@ -93,16 +85,16 @@ class MemoryInterface(FileInterface):
     def _file(self, store: _Store, path: str, operation: str, url: str) -> _File:
         found = store.files.get(path)
         if found is None:
-            cls = RemoteIsADirectoryError if path in store.dirs else RemoteFileNotFoundError
+            cls = errors.RemoteIsADirectoryError if path in store.dirs else errors.RemoteFileNotFoundError
             raise _error(cls, operation, url, "a directory" if path in store.dirs else "no such file")
         return found
 
     def _parent_dir(self, store: _Store, path: str, operation: str, url: str) -> None:
         parent = posixpath.dirname(path)
         if parent in store.files:
-            raise _error(RemoteNotADirectoryError, operation, url, f"{parent} is a file")
+            raise _error(errors.RemoteNotADirectoryError, operation, url, f"{parent} is a file")
         if parent not in store.dirs:
-            raise _error(RemoteFileNotFoundError, operation, url, f"no directory {parent}")
+            raise _error(errors.RemoteFileNotFoundError, operation, url, f"no directory {parent}")
 
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
         store, path = _split(url)
@@ -112,13 +104,16 @@ class MemoryInterface(FileInterface):
             found = self._file(store, path, "stat", url)
             return RemoteStat(len(found.data), found.mtime, False)
 
+    def _directory(self, store: _Store, path: str, operation: str, url: str) -> None:
+        if path in store.files:
+            raise _error(errors.RemoteNotADirectoryError, operation, url, "not a directory")
+        if path not in store.dirs:
+            raise _error(errors.RemoteFileNotFoundError, operation, url, "no such directory")
+
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         store, path = _split(url)
         with store.lock:
-            if path in store.files:
-                raise _error(RemoteNotADirectoryError, "listdir", url, "not a directory")
-            if path not in store.dirs:
-                raise _error(RemoteFileNotFoundError, "listdir", url, "no such directory")
+            self._directory(store, path, "listdir", url)
             return [posixpath.basename(p) for p in (*store.files, *store.dirs)
                     if p != "/" and posixpath.dirname(p) == path]
 
@@ -126,10 +121,10 @@ class MemoryInterface(FileInterface):
         store, path = _split(url)
         with store.lock:
             if path in store.files:
-                raise _error(RemoteFileExistsError, "mkdir", url, "a file has this name")
+                raise _error(errors.RemoteFileExistsError, "mkdir", url, "a file has this name")
             if path in store.dirs:
                 if not parents:
-                    raise _error(RemoteFileExistsError, "mkdir", url, "it exists")
+                    raise _error(errors.RemoteFileExistsError, "mkdir", url, "it exists")
                 return
             if parents:
                 self.mkdir(SCHEME + url[len(SCHEME):].partition("/")[0] + posixpath.dirname(path), True)
@@ -145,12 +140,9 @@ class MemoryInterface(FileInterface):
     def rmdir(self, url: str, timeout: float | None = None) -> None:
         store, path = _split(url)
         with store.lock:
-            if path in store.files:
-                raise _error(RemoteNotADirectoryError, "rmdir", url, "not a directory")
-            if path not in store.dirs:
-                raise _error(RemoteFileNotFoundError, "rmdir", url, "no such directory")
+            self._directory(store, path, "rmdir", url)
             if any(p != path and p.startswith(path.rstrip("/") + "/") for p in (*store.files, *store.dirs)):
-                raise _error(RemoteDirectoryNotEmptyError, "rmdir", url, "not empty")
+                raise _error(errors.RemoteDirectoryNotEmptyError, "rmdir", url, "not empty")
             if path != "/":
                 del store.dirs[path]
 
@@ -158,13 +150,13 @@ class MemoryInterface(FileInterface):
         store, path = _split(source)
         other, target = _split(destination)
         if other is not store:
-            raise _error(RemoteNotSupportedError, "rename", source, "cannot rename across stores")
+            raise _error(errors.RemoteNotSupportedError, "rename", source, "cannot rename across stores")
         with store.lock:
             if path in store.dirs:
-                raise _error(RemoteNotSupportedError, "rename", source, "directories are not renamed")
+                raise _error(errors.RemoteNotSupportedError, "rename", source, "directories are not renamed")
             found = self._file(store, path, "rename", source)
             if target in store.dirs:
-                raise _error(RemoteIsADirectoryError, "rename", destination, "a directory has this name")
+                raise _error(errors.RemoteIsADirectoryError, "rename", destination, "a directory has this name")
             self._parent_dir(store, target, "rename", destination)
             store.files[target] = found
             del store.files[path]
@@ -197,7 +189,7 @@ class MemoryInterface(FileInterface):
         if destination.startswith("file://"):
             path = local_path(destination)
             if not overwrite and os.path.exists(path):
-                raise _error(RemoteFileExistsError, "copy", what, "the destination exists")
+                raise _error(errors.RemoteFileExistsError, "copy", what, "the destination exists")
             try:
                 with open(path, "wb") as f:
                     f.write(data)
@@ -207,8 +199,8 @@ class MemoryInterface(FileInterface):
         store, target = _split(destination)
         with store.lock:
             if target in store.files and not overwrite:
-                raise _error(RemoteFileExistsError, "copy", what, "the destination exists")
+                raise _error(errors.RemoteFileExistsError, "copy", what, "the destination exists")
             if target in store.dirs:
-                raise _error(RemoteIsADirectoryError, "copy", what, "the destination is a directory")
+                raise _error(errors.RemoteIsADirectoryError, "copy", what, "the destination is a directory")
             self._parent_dir(store, target, "copy", what)
             store.files[target] = _File(data, time.time())
