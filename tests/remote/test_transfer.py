@@ -10,8 +10,8 @@ import pytest
 
 from pylaw.errors import RemoteFileNotFoundError, TransferFailedError
 from pylaw.target.collection import TargetCollection
-from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
 from pylaw.target.remote.progress import ProgressBar, TransferEvent
+from pylaw.target.remote.target import RemoteDirectoryTarget, RemoteFileTarget
 from pylaw.target.remote.transfer import copy_many, fetch, upload
 
 
