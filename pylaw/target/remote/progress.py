@@ -2,7 +2,7 @@
 
 The protocol is a plain callable, ``callback(event: TransferEvent) -> None``, passed as
 ``progress=`` to :func:`~pylaw.target.remote.transfer.copy_many` (and
-:meth:`RemoteFileSystem.copy_many`, :func:`~pylaw.target.remote.transfer.fetch`,
+:meth:`~pylaw.target.remote.filesystem.RemoteFileSystem.copy_many`, :func:`~pylaw.target.remote.transfer.fetch`,
 :func:`~pylaw.target.remote.transfer.upload`). For every file of a batch it is called
 once when the file's first attempt starts (``ok`` None, ``bytes_done`` 0) and once when
 the file is final (``ok`` True or False; retried attempts in between are not events);
@@ -25,8 +25,7 @@ import dataclasses
 import logging
 import sys
 import threading
-from collections.abc import Callable
-from typing import IO
+from typing import IO, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +45,10 @@ class TransferEvent:
     label: str = ""
 
 
-#: the callback protocol
-ProgressCallback = Callable[[TransferEvent], None]
+class ProgressCallback(Protocol):
+    """The callback protocol: any callable taking one :class:`TransferEvent` (a function will do)."""
+
+    def __call__(self, event: TransferEvent) -> None: ...
 
 
 class ProgressBar:

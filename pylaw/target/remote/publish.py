@@ -1,7 +1,7 @@
 """The one remote "publish atomically" protocol: temporary name, checks, rename.
 
 Every write to a storage element goes through :class:`StagedUpload`: single uploads
-(:meth:`RemoteFileSystem.put`, ``open("w")``, ``localize("w")``), batch uploads
+(:meth:`~pylaw.target.remote.filesystem.RemoteFileSystem.put`, ``open("w")``, ``localize("w")``), batch uploads
 (:class:`pylaw.target.remote.transfer.PutRound`, which runs the same steps for many
 files at once and checks sizes by directory listings) and copies within a storage
 element. The steps:
