@@ -215,6 +215,8 @@ class GFALInterface(FileInterface):
 
     #: schemes whose directory removal (WebDAV DELETE) is recursive, as dCache's door is.
     RECURSIVE_RMDIR_SCHEMES = ("dav", "davs", "http", "https")
+    #: schemes whose reads are separate range requests on the path: a replaced file is not pinned
+    UNPINNED_READ_SCHEMES = ("dav://", "davs://", "http://", "https://")
 
     config_keys = ("gfal_options",)
 
@@ -395,7 +397,7 @@ class GFALReadHandle(ReadHandle):
 
     def __init__(self, interface: GFALInterface, url: str, timeout: float | None, handle: Any) -> None:
         self.interface, self.url, self.timeout, self.handle = interface, url, timeout, handle
-        self.pins_version = not url.startswith(tuple(f"{s}://" for s in interface.RECURSIVE_RMDIR_SCHEMES))
+        self.pins_version = not url.startswith(interface.UNPINNED_READ_SCHEMES)
 
     def pread(self, offset: int, length: int) -> bytes:
         return bytes(self.interface._call("pread", self.url, self.timeout, self.handle, offset, length))
