@@ -37,6 +37,7 @@ _LAZY = {
     "BaseRemoteWorkflow": "pylaw.workflow.remote",
     "SlurmWorkflow": "pylaw.workflow.slurm",
     "HTCondorWorkflow": "pylaw.workflow.htcondor",
+    "GliteWorkflow": "pylaw.workflow.glite",
 }
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "DCacheDirectoryTarget",
     "DCacheTarget",
     "DurationParameter",
+    "GliteWorkflow",
     "HTCondorWorkflow",
     "LocalDirectoryTarget",
     "LocalFileTarget",

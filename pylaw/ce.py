@@ -39,7 +39,8 @@ BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
                   "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size"),
                  "pylaw.HTCondorWorkflow"),
     "arc": (("endpoint",), ""),
-    "glite": (("endpoint",), ""),
+    "glite": (("endpoint", "vo", "cerequirements", "retrieve_output", "submit_threads", "command_timeout",
+               "proxy_margin", "proxy_warning"), "pylaw.GliteWorkflow"),
 }
 
 

@@ -37,7 +37,7 @@ class pylaw(luigi.Config):  # noqa: N801 - the class name is the config section 
         default=False, description="let `pylaw run` use luigid instead of a local scheduler"
     )
     progress_interval = luigi.FloatParameter(
-        default=5.0, description="seconds between progress lines of a local workflow when not on a terminal"
+        default=5.0, description="seconds between plain progress lines (workflows, transfers) when not on a terminal"
     )
     shift_sources = luigi.Parameter(
         default="", description="extra systematic sources, e.g. 'jes, pdf' (see pylaw.shift)"

@@ -32,11 +32,12 @@ from typing import IO, Any
 
 import luigi
 
-from pylaw import config
+from pylaw import config, terminal
 from pylaw.interactive import describe_task
 
 _UPDATE_EVERY = 0.2  # seconds between a workflow's updates (and a terminal's redraws)
 _MAX_DATAGRAM = 60_000
+BAR_CELLS = 20  # cells of a row's bar on a terminal (the drawing: pylaw.terminal)
 
 
 class progress(luigi.Config):  # noqa: N801 - the class name is the config section name
@@ -65,21 +66,27 @@ class Row:
     done: int = 0
     failed: int = 0
     waiting: int = 0
+    running: int = 0
+    detail: str = ""  # e.g. a remote workflow's job counts
     started: float = field(default_factory=time.monotonic)
 
-    def text(self, width: int = 0) -> str:
+    def text(self, width: int = 0, bar: bool = False) -> str:
+        """The row as one line; with ``bar`` (terminals) a coloured bar follows the label."""
         elapsed = time.monotonic() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         parts = [f"{self.done}/{self.total} done"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.waiting:
-            parts.append(f"{self.waiting} waiting for another run")
+        for count, word in ((self.running, "running"), (self.failed, "failed"),
+                            (self.waiting, "waiting for another run")):
+            if count:
+                parts.append(f"{count} {word}")
         parts.append(f"{rate:.1f}/s")
         if 0 < self.done < self.total and rate > 0:
             parts.append(f"ETA {format_seconds((self.total - self.done) / rate)}")
-        line = f"{self.label}: {', '.join(parts)}"
-        return line[:width - 1] if width and len(line) >= width else line
+        counts = ", ".join(parts) + (f" | {self.detail}" if self.detail else "")
+        if not bar:
+            return terminal.fit(f"{self.label}: {counts}", width)
+        drawn = terminal.bar(self.total, self.done, self.failed, self.running, BAR_CELLS)
+        return f"{self.label} {drawn} {terminal.fit(counts, width - len(self.label) - BAR_CELLS - 2)}"
 
 
 def format_seconds(seconds: float) -> str:
@@ -115,7 +122,7 @@ class Board:
     def __init__(self, stream: IO[str] | None = None, draw: bool = True) -> None:
         self.stream = stream or sys.stderr
         self.draw = draw  # False (--quiet): only collect the workflows' reports
-        self.tty = draw and _isatty(self.stream)
+        self.tty = draw and terminal.isatty(self.stream)
         self.every = _UPDATE_EVERY if self.tty else interval()
         self.owner = os.getpid()
         self.reader, self.writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -208,10 +215,12 @@ class Board:
     def _handle(self, message: tuple) -> None:
         with self.lock:
             kind = message[0]
-            if kind == "update":
-                _, key, label, total, done, failed, waiting = message
+            if kind == "update":  # optional at its end: running, detail
+                _, key, label, total, done, failed, waiting, *more = message
                 row = self.rows.setdefault(key, Row(label, total))
                 row.total, row.done, row.failed, row.waiting = total, done, failed, waiting
+                row.running = more[0] if more else 0
+                row.detail = more[1] if len(more) > 1 else ""
             elif kind == "end":
                 self.rows.pop(message[1]["task_id"], None)
                 self.reports.append(message[1])
@@ -234,11 +243,11 @@ class Board:
             return
         rows = list(self.rows.values())
         if self.tty:
-            width = _terminal_width(self.stream)
+            width = terminal.width(self.stream)
             self._clear()
             shown = [row for row in rows if time.monotonic() - row.started >= 0.5]  # no flicker on quick runs
             for row in shown:
-                self.stream.write(f"{row.text(width)}\n")
+                self.stream.write(f"{row.text(width, bar=True)}\n")
             self.drawn = len(shown)
         else:
             for row in rows:
@@ -246,25 +255,11 @@ class Board:
         self.stream.flush()
 
 
-def _isatty(stream: IO[str]) -> bool:
+def _same_terminal(stream: Any, tty: IO[str]) -> bool:
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _same_terminal(stream: Any, terminal: IO[str]) -> bool:
-    try:
-        return bool(os.path.sameopenfile(stream.fileno(), terminal.fileno()))
+        return bool(os.path.sameopenfile(stream.fileno(), tty.fileno()))
     except (AttributeError, OSError, ValueError):
         return False
-
-
-def _terminal_width(stream: IO[str]) -> int:
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError):
-        return 100
 
 
 #: the board of this process, or inherited from the process that forked it
@@ -275,6 +270,11 @@ def open_board(stream: IO[str] | None = None, draw: bool = True) -> Board:
     """Start the board of this run (``pyl`` does, before Luigi forks anything)."""
     global _BOARD
     _BOARD = Board(stream, draw).start()
+    return _BOARD
+
+
+def current_board() -> Board | None:
+    """The board of this run (this process's, or inherited from the process that forked it), if any."""
     return _BOARD
 
 

@@ -121,6 +121,17 @@ def test_public_api_is_curated():
     assert issubclass(pylaw.PylawError, Exception) and pylaw.PylawError is PylawError
 
 
+def test_glite_workflow_is_public_and_lazy():
+    import subprocess
+    import sys
+
+    code = ("import sys, pylaw; assert 'pylaw.workflow.glite' not in sys.modules; "
+            "print(pylaw.GliteWorkflow.workflow_type)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["glite"], result.stderr
+    assert "GliteWorkflow" in pylaw.__all__
+
+
 def test_lazy_public_names_resolve_without_slowing_import():
     import subprocess
     import sys

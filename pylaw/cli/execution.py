@@ -99,11 +99,12 @@ def summarize(sets: dict[str, set], others: dict[str, set], reports: list[dict[s
 
 
 def workflow_lines(reports: list[dict[str, Any]]) -> str:
-    """One line per local workflow that ran branches."""
+    """One line per workflow that ran branches (a local one here, a remote one by jobs)."""
     lines = []
     for r in reports:
         failed, elsewhere = r["failed"], r["elsewhere"]
-        parts = [f"{r['total'] - len(failed) - len(elsewhere)} done here"]
+        done = r.get("done", r["total"] - len(failed) - len(elsewhere))  # remote workflows say it themselves
+        parts = [f"{done} done {r.get('where', 'here')}"]
         if failed:
             parts.append(f"{len(failed)} failed: {describe_numbers(failed)}")
         if elsewhere:

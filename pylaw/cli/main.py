@@ -31,6 +31,7 @@ from pylaw.cli.index import build_index, find_module, import_task_module, read_i
 from pylaw.cli.init import write_config
 from pylaw.cli.shifts import build_task, load_task_class, shift_table
 from pylaw.errors import (
+    CommandError,
     PylawError,
     UsageError,
 )
@@ -218,7 +219,24 @@ def _commands() -> argparse.ArgumentParser:
     check.add_argument("task", help="the task whose outputs to verify")
     check.add_argument("params", nargs=argparse.REMAINDER, help="task parameters, e.g. --version v1")
     provenance_cli.add_commands(sub)
+    _add_monitoring_commands(sub)
     return commands
+
+
+def _add_monitoring_commands(sub: argparse._SubParsersAction) -> None:
+    """``status`` and ``graph``: their task parameters follow the task name (parse_known_args)."""
+    status = sub.add_parser("status", allow_abbrev=False,
+                            help="dependency tree, branch counts and job states of a task (batch system not asked)")
+    graph = sub.add_parser("graph", allow_abbrev=False,
+                           help="dependency graph coloured by status: DOT on stdout, or --output FILE.svg|png")
+    for parser in (status, graph):
+        parser.add_argument("module", help="module defining the task")
+        parser.add_argument("task", help="the task at the top of the tree")
+        parser.add_argument("--depth", type=int, default=-1, help="levels of requirements to show (-1: all)")
+        parser.add_argument("--refresh", action="store_true",
+                            help="ask the batch system for the jobs' states (once per workflow, in bulk)")
+    status.add_argument("--json", action="store_true", help="print the pylaw-status/1 JSON document")
+    graph.add_argument("--output", default="", help="write FILE.svg or FILE.png (needs Graphviz) instead of DOT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(PYL_USAGE)
                 return EXIT_OK
             return run(args[1:])
-        ns = _commands().parse_args(args)
+        commands = _commands()
+        ns, params = commands.parse_known_args(args)
+        if params and ns.command not in ("status", "graph"):
+            commands.error(f"unrecognized arguments: {' '.join(params)}")
         if ns.command == "init":
             path = write_config(ns.path, ns.module, ns.store, ns.force)
             print(f"wrote {path}: set LUIGI_CONFIG_PATH={os.path.abspath(path)} or run from its directory")
@@ -254,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_task_module(ns.module)
             task = verify.build_task(load_task_class(ns.module, ns.task), ns.params)
             return verify.verify(task, download=ns.download)
+        elif ns.command in ("status", "graph"):
+            return _monitor(ns, params)
         elif ns.command in ("provenance", "reproduce"):
             return provenance_cli.dispatch(ns.command, ns.location, getattr(ns, "json", False),
                                            getattr(ns, "run", False))
@@ -264,6 +287,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PylawError as exc:
         print(f"pylaw: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _monitor(ns: argparse.Namespace, params: list[str]) -> int:
+    from pylaw.cli import graph, status
+
+    if ns.depth < -1:
+        raise UsageError(f"--depth {ns.depth}: give -1 (all) or a depth >= 0")
+    task = status.build_root(ns.module, ns.task, params, ns.command)
+    try:
+        if ns.command == "status":
+            return status.show(task, sys.stdout, ns.depth, ns.refresh, ns.json)
+        return graph.show(task, sys.stdout, ns.depth, ns.refresh, ns.output)
+    except CommandError as exc:  # --refresh: the batch system did not answer; not a usage error
+        print(f"pylaw: error: --refresh could not ask the batch system: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _one_line(exc: Exception) -> str:

@@ -149,6 +149,13 @@ class JobManager(ABC):
     def query(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """The state of every given job (``UNKNOWN`` for jobs the batch system does not know)."""
 
+    def peek(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """As :meth:`query`, but never acting on a job: ``pylaw status --refresh`` looks, the submitter acts.
+
+        A backend whose :meth:`query` applies a policy (HTCondor removes held jobs) overrides it.
+        """
+        return self.query(job_ids)
+
     @abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Remove the given jobs from the batch system (running ones are killed)."""

@@ -453,13 +453,18 @@ class HTCondorJobManager(JobManager):
 
     # -- query ---------------------------------------------------------------------
 
-    def query(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+    def peek(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """The jobs' states from the event logs, then the schedd; held jobs stay held."""
         tracked = self.reader.update()
         states = {job_id: tracked[job_id].state if job_id in tracked else JobState(JobStatus.UNKNOWN)
                   for job_id in job_ids}
         unexplained = [job_id for job_id, state in states.items() if state.status is JobStatus.UNKNOWN]
         if unexplained:
             states.update(self.query_schedd(unexplained))
+        return states
+
+    def query(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        states = self.peek(job_ids)
         held = {job_id: state.reason for job_id, state in states.items()
                 if state.reason.startswith("held:") and job_id not in self.removed}
         if held:

@@ -29,16 +29,46 @@ from pylaw import config
 _FLOCK = "hhqqi4x"
 
 
+def lock_path(workflow: Any) -> str:
+    """The lock file of a workflow's branches (shared by every ``--branches`` selection of it)."""
+    params = workflow.to_str_params(only_significant=True)
+    identity = "\n".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("branch", "branches"))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
+    return os.path.join(config.store_root(), ".pylaw-locks", f"{workflow.get_task_family()}-{digest}.lock")
+
+
+def held_branches(path: str) -> dict[int, int]:
+    """``{branch: pid}`` of the branch locks other processes hold in the lock file at ``path`` (Linux).
+
+    Asks the kernel for the first conflicting lock from a position on (``F_GETLK``) and
+    goes on after it: as many calls as locks are held, whatever the number of branches.
+    Opened read-only and never locked, so looking changes nothing for the runs.
+    """
+    held: dict[int, int] = {}
+    if not sys.platform.startswith("linux"):
+        return held
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        start = 0
+        while True:
+            # a read lock conflicts with every write lock (branch locks are write locks)
+            query = struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, start, 0, 0)
+            l_type, _, l_start, l_len, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))
+            if l_type == fcntl.F_UNLCK:
+                return held
+            for branch in range(l_start, l_start + max(l_len, 1)):
+                held[branch] = pid
+            start = l_start + max(l_len, 1)
+    finally:
+        os.close(fd)
+
+
 class BranchLocks:
     """The lock bytes of one workflow's branches, in ``<store>/.pylaw-locks/``."""
 
     def __init__(self, workflow: Any) -> None:
-        params = workflow.to_str_params(only_significant=True)
-        identity = "\n".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("branch", "branches"))
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
-        directory = os.path.join(config.store_root(), ".pylaw-locks")
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, f"{workflow.get_task_family()}-{digest}.lock")
+        self.path = lock_path(workflow)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # opened once, before branch workers fork: they inherit it (record locks are per process,
         # and closing any descriptor of the file would drop all of this process's locks)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)

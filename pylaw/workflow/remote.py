@@ -30,6 +30,7 @@ from pylaw.parameter import DurationParameter
 from pylaw.target.local import LocalFileTarget
 from pylaw.task import HIDDEN
 from pylaw.workflow.base import BaseWorkflow, WorkflowProxy, describe_numbers
+from pylaw.workflow.remote_progress import PollProgress
 
 #: parameters that configure the submission, never passed on to the branch tasks in jobs
 REMOTE_PARAMS = frozenset({
@@ -111,13 +112,17 @@ class RemoteWorkflowProxy(WorkflowProxy):
             self.cancel_and_cleanup()
             return
         manager = task.remote_job_manager()
-        poller = JobPoller(
+        self.poller = poller = JobPoller(
             manager=manager, factory=task.remote_job_file_factory(),
             context=task.remote_job_context(manager.capabilities.shared_filesystem), state=self.load_state(),
             branches=task.branch_numbers(),
             existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)
-        outcome = poller.run()
+        self.progress = PollProgress(task)
+        try:
+            outcome = poller.run()
+        finally:
+            self.progress.close()
         if outcome.succeeded is False:
             last = f"; last submission error: {poller.last_error}" if poller.last_error else ""
             raise RemoteWorkflowFailedError(
@@ -139,7 +144,7 @@ class RemoteWorkflowProxy(WorkflowProxy):
         return SubmissionState.load(target, self.task.workflow)
 
     def report(self, line: str, percent: int) -> None:
-        print(line, flush=True)  # the compact per-poll status line
+        self.progress.show(self.poller, line)  # a bar on a terminal, the plain line in logs
         if callable(self.task.set_status_message):  # None outside a Luigi worker
             self.task.set_status_message(line)
         if callable(self.task.set_progress_percentage):

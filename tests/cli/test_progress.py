@@ -76,6 +76,7 @@ def test_live_lines_on_a_terminal(tmp_path):
     code, _ = run.wait()
     text = screen.decode(errors="replace")
     assert code == 1, text
-    assert re.search(r"\x1b\[1A\r\x1b\[JWork\[\w+\]: \d+/12 done, 1 failed", text), text  # redrawn in place
+    # redrawn in place, with a coloured bar
+    assert re.search(r"\x1b\[1A\r\x1b\[JWork\[\w+\] (?:\x1b\[[\d;]*m|[█▓░])+ \d+/12 done, 1 failed", text), text
     assert re.search(r"\x1b\[1A\r\x1b\[J\S*branch 5 of Work", text), "the log record did not replace the line: " + text
     assert "pylaw summary:" in text

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from pylaw.errors import RemoteError
+from pylaw.target.remote.agent import agent_environment
 from pylaw.target.remote.cache import RemoteCache
 from pylaw.target.remote.contract import pattern
 from pylaw.target.remote.filesystem import RemoteFileSystem
@@ -20,7 +21,9 @@ from tests.faultproxy import FaultProxy
 from tests.remote.conftest import interface_for
 
 BLOCK = 32 << 10
-STREAMING = ("root", "xrdcl", "davs", "memory")
+#: backends read in blocks in this process; davs:// calls run in a storage agent (lean TLS), so its reads
+#: are downloads through the agent (see test_an_agent_backend_is_downloaded_else_streamed)
+STREAMING = ("root", "xrdcl", "memory")
 
 
 def upload(fs: RemoteFileSystem, tmp_path, path: str, data: bytes) -> None:
@@ -92,6 +95,19 @@ def test_a_cache_serves_whole_files_and_streams_bigger_ones(make_fs, tmp_path) -
     assert fs.interface.calls.get("copy") == 1 and "open_read" not in fs.interface.calls
     assert RemoteFileTarget("/large.bin", fs=fs).open("rb", block_size=BLOCK).read() == pattern(4 * BLOCK)
     assert fs.interface.calls.get("open_read") == 1 and fs.interface.calls.get("copy") == 1
+
+
+def test_an_agent_backend_is_downloaded_else_streamed(make_fs, tmp_path) -> None:
+    fs = make_fs("davs", counting=True)
+    data = pattern(3 * BLOCK)
+    upload(fs, tmp_path, "/a.bin", data)
+    fs.interface.calls.clear()
+    with fs.open("/a.bin", "rb", block_size=BLOCK) as f:
+        f.seek(BLOCK + 1)
+        assert f.read(7) == data[BLOCK + 1:BLOCK + 8]
+    in_agent = agent_environment(fs.interface.inner, [fs.url("/a.bin")]) is not None
+    # refused in this process and downloaded through the agent, or read in blocks here
+    assert fs.interface.calls.get("copy", 0) == (1 if in_agent else 0)
 
 
 class NoOffsetReads(MemoryInterface):

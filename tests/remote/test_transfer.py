@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
+import select
+import sys
 import threading
 from pathlib import Path
 
+import luigi
 import pytest
 
 from pylaw.errors import RemoteFileNotFoundError, TransferFailedError
@@ -201,3 +207,60 @@ def test_on_error_stop_starts_nothing_after_the_first_failure(make_fs, with_miss
 def test_on_error_is_checked(make_fs, sources) -> None:
     with pytest.raises(ValueError, match="on_error must be one of"):
         make_fs("memory").copy_many([(sources[0], "x")], on_error="ignore")
+
+
+@pytest.fixture
+def plain_interval():
+    """``[pylaw] progress_interval`` set to 0 for the test: every change makes a plain line."""
+    parser = luigi.configuration.get_config()
+    added = not parser.has_section("pylaw")
+    if added:
+        parser.add_section("pylaw")
+    parser.set("pylaw", "progress_interval", "0")
+    yield
+    parser.remove_option("pylaw", "progress_interval")
+    if added:
+        parser.remove_section("pylaw")
+
+
+def drain(fd: int) -> str:
+    data = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def test_a_real_batch_transfer_draws_a_bar_on_a_terminal(make_fs, sources, monkeypatch) -> None:
+    fs = make_fs("root")
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        results = fs.copy_many([(src, f"bar/{Path(src).name}") for src in sources], "put", parallel=4)
+        monkeypatch.undo()
+    text = drain(master)
+    os.close(master)
+    assert all(r.ok for r in results)
+    assert re.search(r"\r\x1b\[K(put|\S+) .*\x1b\[32m█+\x1b\[0m 40/40", text), text  # redrawn in place, complete
+    assert text.endswith("\n"), "the cursor is left on a fresh line"
+
+
+def test_a_real_batch_transfer_prints_plain_lines_into_a_pipe(make_fs, sources, monkeypatch, plain_interval) -> None:
+    fs = make_fs("root")
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:
+        monkeypatch.setattr(sys, "stderr", pipe)
+        results = fs.copy_many([(src, f"plain/{Path(src).name}") for src in sources], "put", parallel=4)
+        monkeypatch.undo()
+    text = drain(read)
+    os.close(read)
+    assert all(r.ok for r in results)
+    assert "\x1b" not in text and "\r" not in text
+    lines = text.splitlines()
+    assert lines and all(re.fullmatch(rf"put {fs.name}: \d+/40 files", line) for line in lines), lines
+    assert lines[-1] == f"put {fs.name}: 40/40 files"

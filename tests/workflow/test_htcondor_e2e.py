@@ -11,6 +11,7 @@ as the pool user and write into directories the submitter (root) created.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -280,3 +281,33 @@ def test_chain_of_two_htcondor_workflows_from_one_command(pool):
     assert len({ad["ClusterId"] for ad in stage1.values()}) == 1
     assert len({ad["ClusterId"] for ad in stage2.values()}) == 1
     assert max(int(i.split(".")[0]) for i in stage1) < min(int(i.split(".")[0]) for i in stage2)
+
+
+def test_pylaw_status_refresh_asks_the_schedd_and_removes_nothing(pool):
+    """``pylaw status --refresh`` on the real pool: the schedd's states, held jobs left alone (the submitter acts)."""
+    run, before = Run(pool), set(pool.jobs())
+    args = ("--n", "6", "--sleep", "300", "--tasks-per-job", "2")
+    submitted = run.run(*args, "--no-poll")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    status = [os.path.join(os.path.dirname(sys.executable), "pylaw"), "status", "tests.workflow.htcondor_tasks",
+              "Square", "--version", "v1", "--workflow", "htcondor", "--n", "6", "--json", "--refresh"]
+    try:
+        ids = set(new_jobs(pool, before))
+        assert len(ids) == 3
+        wait_for(lambda: any(ad["JobStatus"] == 2 for ad in new_jobs(pool, before).values()), 120)
+        held = sorted(ids)[0]
+        pool.schedd().act(htcondor2.JobAction.Hold, [held], ("held by the test on purpose", 42))
+        wait_for(lambda: new_jobs(pool, before)[held]["JobStatus"] == 5, 60)
+        names = {1: "pending", 2: "running", 5: "failed"}  # held: failed, as HTCondorJobManager maps it
+        seen = {i: names.get(ad["JobStatus"]) for i, ad in new_jobs(pool, before).items()}
+        result = subprocess.run(status, env=run.env, cwd=run.dir, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        (task,) = [t for t in json.loads(result.stdout)["tasks"] if t["family"] == "Square"]
+        (submission,) = task["workflow"]["submissions"]
+        live = {job["job_id"]: job["live"] for job in submission["job_list"]}
+        assert set(live) == ids and submission["refreshed"]
+        assert live == seen, (live, seen)
+        assert new_jobs(pool, before)[held]["JobStatus"] == 5, "status removed a held job"
+    finally:
+        cancelled = run.run(*args, "--cancel-jobs")
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr

@@ -61,6 +61,7 @@ from pylaw.errors import (
     StorageConfigError,
     TransientRemoteError,
 )
+from pylaw.target.remote.agent import agent_environment, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 from pylaw.target.remote.xrootd import client_defaults
@@ -213,6 +214,11 @@ class GFALInterface(FileInterface):
     SMALL_UPLOAD = 1 << 20
     SMALL_UPLOAD_SCHEMES = ("root://", "xroot://")
 
+    #: schemes served by the xrootd plugin, i.e. by XrdCl (see pylaw.target.remote.agent)
+    XRDCL_SCHEMES = ("root://", "roots://", "xroot://", "xroots://")
+    #: schemes served by davix over TLS (see pylaw.target.remote.tls)
+    TLS_SCHEMES = ("davs://", "https://")
+
     #: schemes whose directory removal (WebDAV DELETE) is recursive, as dCache's door is.
     RECURSIVE_RMDIR_SCHEMES = ("dav", "davs", "http", "https")
     #: schemes whose reads are separate range requests on the path: a replaced file is not pinned
@@ -287,15 +293,18 @@ class GFALInterface(FileInterface):
             if _C_LOCALE is not None and previous:
                 _C_LOCALE[0](previous)
 
+    @may_run_in_agent
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
         st = self._call("stat", url, timeout, url)
         is_dir = stat_module.S_ISDIR(st.st_mode)
         return RemoteStat(size=int(st.st_size), mtime=float(st.st_mtime), is_dir=is_dir)
 
+    @may_run_in_agent
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         names = self._call("listdir", url, timeout, url)
         return [name.rstrip("/") for name in names if name not in (".", "..", "")]
 
+    @may_run_in_agent
     def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
         """One listing with attributes (``readpp``; a PROPFIND of depth 1 on WebDAV)."""
         directory = self._call("opendir", url, timeout, url)
@@ -308,6 +317,7 @@ class GFALInterface(FileInterface):
                 entries[entry.d_name.rstrip("/")] = RemoteStat(
                     size=int(st.st_size), mtime=float(st.st_mtime), is_dir=stat_module.S_ISDIR(st.st_mode))
 
+    @may_run_in_agent
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         if not parents:
             self._call("mkdir", url, timeout, url, 0o755)
@@ -320,18 +330,28 @@ class GFALInterface(FileInterface):
             if not self.stat(url, timeout).is_dir:
                 raise
 
+    def fork_unsafe(self, url: str) -> bool:
+        return url.startswith(self.XRDCL_SCHEMES)  # the root:// plugin is XrdCl
+
+    def tls_per_request(self, url: str) -> bool:
+        return url.startswith(self.TLS_SCHEMES)  # davix sets up OpenSSL for every request
+
     def rmdir_is_recursive(self, url: str) -> bool:
         return url.partition("://")[0] in self.RECURSIVE_RMDIR_SCHEMES
 
+    @may_run_in_agent
     def unlink(self, url: str, timeout: float | None = None) -> None:
         self._call("unlink", url, timeout, url)
 
+    @may_run_in_agent
     def rmdir(self, url: str, timeout: float | None = None) -> None:
         self._call("rmdir", url, timeout, url)
 
+    @may_run_in_agent
     def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
         self._call("rename", source, timeout, source, destination)
 
+    @may_run_in_agent
     def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
         """gfal2's ``checksum()``: what the storage reports (the file plugin computes it on the local disk)."""
         name = check_algorithm(algorithm)
@@ -348,9 +368,17 @@ class GFALInterface(FileInterface):
         return normalize(name, str(value))
 
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
-        """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://)."""
+        """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://).
+
+        A handle lives in this process; where calls on ``url`` must run in a storage agent
+        (:mod:`pylaw.target.remote.agent`: XrdCl after a fork, davs:// with lean TLS) it is
+        refused, and readers download the file through the agent instead.
+        """
+        if agent_environment(self, [url]) is not None:
+            raise self.refuse_open_read(url, "its calls run in a storage agent")
         return GFALReadHandle(self, url, timeout, self._call("open", url, timeout, url, "r"))
 
+    @may_run_in_agent
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
         if overwrite and destination.startswith(self.SMALL_UPLOAD_SCHEMES) and self._upload_small(

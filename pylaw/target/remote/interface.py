@@ -198,6 +198,21 @@ class FileInterface(abc.ABC):
         base = url.rstrip("/")
         return {name: self.stat(f"{base}/{name}", timeout) for name in self.listdir(url, timeout)}
 
+    def fork_unsafe(self, url: str) -> bool:
+        """Whether calls on ``url`` must not run in a process forked after this one used them.
+
+        True for XrdCl-based access (see :mod:`pylaw.target.remote.agent`): such calls
+        then run in a storage agent process. The default: False.
+        """
+        return False
+
+    def tls_per_request(self, url: str) -> bool:
+        """Whether calls on ``url`` set up TLS per request, and so run cheaper in a lean-TLS agent.
+
+        See :mod:`pylaw.target.remote.tls`. The default: False.
+        """
+        return False
+
     def rmdir_is_recursive(self, url: str) -> bool:
         """Whether ``rmdir(url)`` removes a non-empty directory itself (else callers walk the tree)."""
         return False
@@ -212,14 +227,18 @@ class FileInterface(abc.ABC):
         """
         return None
 
+    def refuse_open_read(self, url: str, why: str) -> RemoteNotSupportedError:
+        """The error ``open_read`` raises where it cannot serve ``url`` (readers then download it)."""
+        return RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks: {why}",
+                                       operation="open", url=redact(url))
+
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
         """The file ``url`` open for reads at offsets (streaming ``open("r")``).
 
         ``timeout`` bounds the open and each read. The default raises
         ``RemoteNotSupportedError``: readers then download the whole file first.
         """
-        raise RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks",
-                                      operation="open", url=redact(url))
+        raise self.refuse_open_read(url, "not implemented")
 
     def exists(self, url: str, timeout: float | None = None) -> bool:
         """Whether ``url`` exists (derived from ``stat``)."""

@@ -15,8 +15,8 @@ each event also carries the batch's counts, so a bar needs no state of its own:
 Calls come from the transfer threads, one at a time (pylaw holds a lock around them), in
 an order where ``files_done`` never decreases; a callback must return quickly and must not
 raise (an exception is logged and the callback is not called again for that batch).
-``progress=True`` uses :class:`ProgressBar` on stderr; None (the default) draws it only
-when stderr is a terminal.
+``progress=True`` uses :class:`ProgressBar` on stderr, drawn as on a terminal; None (the
+default) draws it on a terminal and prints plain lines into logs; False shows nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import logging
 import sys
 import threading
 from typing import IO, Protocol
+
+from pylaw import config, terminal
 
 logger = logging.getLogger(__name__)
 
@@ -52,29 +54,31 @@ class ProgressCallback(Protocol):
 
 
 class ProgressBar:
-    """A one-line bar on ``stream``, drawn only when it is a terminal (never in logs): a ProgressCallback."""
+    """Progress of a batch on standard error, as a ProgressCallback: a bar on a terminal, plain lines in logs.
+
+    ``enabled=None`` (the default) draws on a terminal and prints a plain line every
+    ``[pylaw] progress_interval`` seconds otherwise (none for a transfer shorter than
+    that); ``True`` draws as on a terminal whatever the stream, ``False`` shows nothing.
+    The drawing is :class:`pylaw.terminal.StatusLine`'s.
+    """
 
     def __init__(self, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.drawn = False
+        self.enabled = enabled is not False
+        self.line = terminal.StatusLine(stream or sys.stderr, interval=config.section().progress_interval,
+                                        tty=True if enabled else None)
 
     def __call__(self, event: TransferEvent) -> None:
         if not self.enabled or event.ok is None or not event.files_total:
             return
-        width = 30
         good = event.files_done - event.files_failed
-        filled = int(width * good / event.files_total)
-        failed = f", {event.files_failed} failed" if event.files_failed else ""
-        self.stream.write(f"\r{event.label} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{good}/{event.files_total}{failed}")
-        self.stream.flush()
-        self.drawn = True
+        counts = f"{good}/{event.files_total}" + (f", {event.files_failed} failed" if event.files_failed else "")
+        drawn = terminal.bar(event.files_total, good, event.files_failed, size=30,
+                             colour=terminal.isatty(self.line.stream))
+        self.line.show(f"{event.label}: {counts} files", f"{event.label} {drawn} {counts}")
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.enabled:
+            self.line.close()
 
 
 class BatchProgress:

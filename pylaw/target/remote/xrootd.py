@@ -9,7 +9,8 @@ move thousands of files. A storage element chooses this interface with
 The ``XRootD`` Python bindings (Debian ``python3-xrootd``, or ``pip install xrootd``) are
 imported lazily, and a missing package gives an install hint. Every failed
 ``XRootDStatus`` is translated to a :mod:`pylaw.errors` type in :func:`map_status` and
-nowhere else. XrdCl objects are thread-safe; they are not reused across ``fork``.
+nowhere else. XrdCl objects are thread-safe; a forked process reaches them through an agent
+(:mod:`pylaw.target.remote.agent`).
 
 Protocol facts used here (xrootd 5.5): a server answer carries a kXR code in ``errno``
 (3011 not found, 3018 exists, 3005 for a non-empty directory or a file where a
@@ -41,6 +42,7 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
+from pylaw.target.remote.agent import agent_environment, disable_xrdcl_fork_handler, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 
@@ -130,6 +132,7 @@ def client_defaults() -> None:
     """
     for key, value in CLIENT_SETTINGS.items():
         processenv.set_default(f"XRD_{key.upper()}", str(value))
+    disable_xrdcl_fork_handler()
 
 
 _client: Any = None
@@ -188,7 +191,6 @@ class XRootDInterface(FileInterface):
     def _fresh_state(self) -> None:
         self._filesystems: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._pid = os.getpid()
 
     def close(self) -> None:
         """Drop the XrdCl file-system objects (one per server); new ones are made on use."""
@@ -204,13 +206,14 @@ class XRootDInterface(FileInterface):
         self._fresh_state()
 
     def _filesystem(self, host: str) -> Any:
-        with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's XrdCl objects are not ours
-                self._filesystems, self._pid = {}, os.getpid()
+        with self._lock:  # never used in a forked child (pylaw.target.remote.agent)
             fs = self._filesystems.get(host)
             if fs is None:
                 fs = self._filesystems[host] = import_xrootd().FileSystem(host)
             return fs
+
+    def fork_unsafe(self, url: str) -> bool:
+        return True  # all of it is XrdCl
 
     @staticmethod
     def _check(result: tuple[Any, Any], operation: str, url: str) -> Any:
@@ -224,14 +227,17 @@ class XRootDInterface(FileInterface):
         call = getattr(self._filesystem(host), method)
         return self._check(call(path, *args, timeout=_seconds(timeout)), operation, url)
 
+    @may_run_in_agent
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
         return _remote_stat(self._fs_call("stat", url, "stat", timeout=timeout), _is_dir_flag())
 
+    @may_run_in_agent
     def listdir(self, url: str, timeout: float | None = None) -> list[str]:
         flags = import_xrootd().flags.DirListFlags
         listing = self._fs_call("listdir", url, "dirlist", flags.NONE, timeout=timeout)
         return [entry.name for entry in listing if entry.name not in (".", "..")]
 
+    @may_run_in_agent
     def listdir_stat(self, url: str, timeout: float | None = None) -> dict[str, RemoteStat]:
         """One ``dirlist`` with attributes (kXR_dirlist with dstat: one request)."""
         flags = import_xrootd().flags.DirListFlags
@@ -240,6 +246,7 @@ class XRootDInterface(FileInterface):
         return {entry.name: _remote_stat(entry.statinfo, is_dir) for entry in listing
                 if entry.name not in (".", "..")}
 
+    @may_run_in_agent
     def mkdir(self, url: str, parents: bool = True, timeout: float | None = None) -> None:
         flags = import_xrootd().flags.MkDirFlags
         if not parents and self.exists(url, timeout):  # xrootd itself accepts an existing directory
@@ -251,12 +258,15 @@ class XRootDInterface(FileInterface):
             if not self.stat(url, timeout).is_dir:
                 raise
 
+    @may_run_in_agent
     def unlink(self, url: str, timeout: float | None = None) -> None:
         self._fs_call("unlink", url, "rm", timeout=timeout)
 
+    @may_run_in_agent
     def rmdir(self, url: str, timeout: float | None = None) -> None:
         self._fs_call("rmdir", url, "rmdir", timeout=timeout)
 
+    @may_run_in_agent
     def rename(self, source: str, destination: str, timeout: float | None = None) -> None:
         host, path = split_url(source)
         dest_host, dest_path = split_url(destination)
@@ -265,6 +275,7 @@ class XRootDInterface(FileInterface):
                                           f"{redact(destination)}", operation="rename", url=redact(source))
         self._check(self._filesystem(host).mv(path, dest_path, timeout=_seconds(timeout)), "rename", source)
 
+    @may_run_in_agent
     def checksum(self, url: str, algorithm: str, timeout: float | None = None) -> str | None:
         """kXR_query of the checksum (``cks.type`` names the algorithm); None where the server has none.
 
@@ -293,6 +304,7 @@ class XRootDInterface(FileInterface):
             return None
         return normalize(name, value)
 
+    @may_run_in_agent
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
         """Stream ``source`` to ``destination`` in chunks: put, get, or root:// to root:// via this client."""
@@ -329,7 +341,14 @@ class XRootDInterface(FileInterface):
             yield chunk
 
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
-        """An XrdCl ``File`` open for reading: the server keeps reading the version opened."""
+        """An XrdCl ``File`` open for reading: the server keeps reading the version opened.
+
+        A handle lives in this process; where calls on ``url`` must run in a storage agent
+        (:mod:`pylaw.target.remote.agent`: XrdCl after a fork, davs:// with lean TLS) it is
+        refused, and readers download the file through the agent instead.
+        """
+        if agent_environment(self, [url]) is not None:
+            raise self.refuse_open_read(url, "its calls run in a storage agent")
         split_url(url)  # refuses other schemes
         client = import_xrootd()
         handle = client.File()

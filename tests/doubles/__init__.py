@@ -1,0 +1,1 @@
+"""Test doubles: stand-ins for services that cannot run on these machines (named as doubles)."""
