@@ -105,7 +105,7 @@ def test_an_agent_backend_is_downloaded_else_streamed(make_fs, tmp_path) -> None
     with fs.open("/a.bin", "rb", block_size=BLOCK) as f:
         f.seek(BLOCK + 1)
         assert f.read(7) == data[BLOCK + 1:BLOCK + 8]
-    in_agent = agent_environment(fs.interface.inner, [fs.url("/a.bin")]) is not None
+    in_agent = agent_environment(fs.interface, [fs.url("/a.bin")]) is not None
     # refused in this process and downloaded through the agent, or read in blocks here
     assert fs.interface.calls.get("copy", 0) == (1 if in_agent else 0)
 

@@ -61,7 +61,7 @@ from pylaw.errors import (
     StorageConfigError,
     TransientRemoteError,
 )
-from pylaw.target.remote.agent import agent_environment, may_run_in_agent
+from pylaw.target.remote.agent import may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 from pylaw.target.remote.xrootd import client_defaults
@@ -368,14 +368,7 @@ class GFALInterface(FileInterface):
         return normalize(name, str(value))
 
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
-        """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://).
-
-        A handle lives in this process; where calls on ``url`` must run in a storage agent
-        (:mod:`pylaw.target.remote.agent`: XrdCl after a fork, davs:// with lean TLS) it is
-        refused, and readers download the file through the agent instead.
-        """
-        if agent_environment(self, [url]) is not None:
-            raise self.refuse_open_read(url, "its calls run in a storage agent")
+        """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://)."""
         return GFALReadHandle(self, url, timeout, self._call("open", url, timeout, url, "r"))
 
     @may_run_in_agent

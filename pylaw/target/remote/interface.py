@@ -227,18 +227,14 @@ class FileInterface(abc.ABC):
         """
         return None
 
-    def refuse_open_read(self, url: str, why: str) -> RemoteNotSupportedError:
-        """The error ``open_read`` raises where it cannot serve ``url`` (readers then download it)."""
-        return RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks: {why}",
-                                       operation="open", url=redact(url))
-
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
         """The file ``url`` open for reads at offsets (streaming ``open("r")``).
 
         ``timeout`` bounds the open and each read. The default raises
         ``RemoteNotSupportedError``: readers then download the whole file first.
         """
-        raise self.refuse_open_read(url, "not implemented")
+        raise RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks",
+                                      operation="open", url=redact(url))
 
     def exists(self, url: str, timeout: float | None = None) -> bool:
         """Whether ``url`` exists (derived from ``stat``)."""

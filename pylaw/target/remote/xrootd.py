@@ -42,7 +42,7 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
-from pylaw.target.remote.agent import agent_environment, disable_xrdcl_fork_handler, may_run_in_agent
+from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 
@@ -341,14 +341,7 @@ class XRootDInterface(FileInterface):
             yield chunk
 
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
-        """An XrdCl ``File`` open for reading: the server keeps reading the version opened.
-
-        A handle lives in this process; where calls on ``url`` must run in a storage agent
-        (:mod:`pylaw.target.remote.agent`: XrdCl after a fork, davs:// with lean TLS) it is
-        refused, and readers download the file through the agent instead.
-        """
-        if agent_environment(self, [url]) is not None:
-            raise self.refuse_open_read(url, "its calls run in a storage agent")
+        """An XrdCl ``File`` open for reading: the server keeps reading the version opened."""
         split_url(url)  # refuses other schemes
         client = import_xrootd()
         handle = client.File()
