@@ -49,6 +49,8 @@ EXTERNAL = {
     "contextlib": ["AbstractContextManager"],
     "enum": ["Enum"],
     "importlib.metadata": ["Distribution"],
+    "io": ["RawIOBase"],
+    "pathlib": ["Path"],
     "logging": ["Formatter", "LogRecord"],
     "random": ["Random"],
     "luigi": ["Parameter", "Task"],

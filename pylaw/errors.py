@@ -39,7 +39,8 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
         ├── RemoteChecksumError        (ValueError)   the data's checksum differs from the expected one
         └── TransientRemoteError                      the only kind that is retried
             ├── RemoteConnectionError  (ConnectionError)
-            └── RemoteTimeoutError     (TimeoutError)
+            ├── RemoteTimeoutError     (TimeoutError)
+            └── RemoteFileChangedError                the file was replaced while it was being read
 
     batch jobs (pylaw.job, pylaw.workflow.remote), see below
     ├── CommandError               (RuntimeError) a batch-system command exited non-zero
@@ -237,6 +238,10 @@ class RemoteConnectionError(TransientRemoteError, ConnectionError):
 
 class RemoteTimeoutError(TransientRemoteError, TimeoutError):
     """A remote operation did not finish in time."""
+
+
+class RemoteFileChangedError(TransientRemoteError):
+    """A remote file was replaced while it was being read; reading it again gives the new version."""
 
 
 # --- batch jobs (pylaw.job, pylaw.workflow.remote) ---------------------------------------

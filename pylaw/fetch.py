@@ -20,7 +20,6 @@ The provenance record of each fetched output goes along (:class:`RecordCopier`),
 
 from __future__ import annotations
 
-import errno
 import filecmp
 import json
 import logging
@@ -30,9 +29,10 @@ from typing import Any
 
 from pylaw import provenance
 from pylaw.staleness import StalenessChecker
-from pylaw.target.base import DirectoryTarget, FileSystemTarget, temporary_name
-from pylaw.target.dirstage import publish, remove_tree
+from pylaw.target import dirstage
+from pylaw.target.base import DirectoryTarget, FileSystemTarget
 from pylaw.target.local import LocalTargetMixin
+from pylaw.target.publish import publish, publish_new, temporary_sibling
 
 #: outcome of :func:`fetch`: copied to a new destination
 FETCHED = "fetched"
@@ -45,9 +45,6 @@ REFUSED = "refused"
 
 #: the directory below the destination that mirrors local outputs outside the store
 OUTSIDE_STORE = "_outside_store"
-
-#: what link(2) says on file systems without hard links (vfat, some FUSE mounts)
-_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK)
 
 logger = logging.getLogger("pylaw.fetch")
 
@@ -78,9 +75,8 @@ def fetch(target: FileSystemTarget, destination: str, overwrite: bool = False) -
         if not isinstance(target, DirectoryTarget) and os.path.isfile(destination) \
                 and target.stat().size != os.path.getsize(destination):  # type: ignore[attr-defined]
             return REFUSED  # a remote file of another size: no need to download it
-    parent, name = os.path.split(destination)
-    os.makedirs(parent, exist_ok=True)
-    staged = os.path.join(parent, temporary_name(name))
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    staged = temporary_sibling(destination)
     try:
         target.copy_to(staged)  # type: ignore[attr-defined]
         if os.path.lexists(destination):
@@ -89,38 +85,14 @@ def fetch(target: FileSystemTarget, destination: str, overwrite: bool = False) -
             if not overwrite:
                 return REFUSED
             if os.path.isdir(staged) or os.path.isdir(destination):
-                publish(staged, destination)  # swapped in one step where Linux allows it
+                dirstage.publish(staged, destination)  # swapped in one step where Linux allows it
             else:
-                os.replace(staged, destination)
+                publish(staged, destination)
             return REPLACED
-        return FETCHED if _publish_new(staged, destination) else REFUSED
+        return FETCHED if publish_new(staged, destination) else REFUSED
     finally:
         if os.path.lexists(staged):
-            remove_tree(staged)
-
-
-def _publish_new(staged: str, destination: str) -> bool:
-    """Move ``staged`` to ``destination`` unless something appeared there meanwhile."""
-    try:
-        if os.path.isdir(staged):
-            if os.path.lexists(destination):
-                return False
-            os.rename(staged, destination)  # fails on a non-empty directory that appeared since
-        else:
-            os.link(staged, destination)  # unlike rename, never replaces; staged is removed after
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno == errno.ENOTEMPTY:
-            return False
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        # no hard links here: check, then rename (a file created in between would be replaced)
-        if os.path.lexists(destination):
-            return False
-        os.rename(staged, destination)
-    return True
-
+            dirstage.remove_tree(staged)
 
 
 def same_content(a: str, b: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from pylaw.errors import UsageError
+from pylaw.target.publish import atomic_open
 
 #: ``[retcode]`` values matching ``pyl``'s exit codes: 1 failed, 2 usage, 3 held by another run
 RETCODES = {
@@ -88,7 +89,5 @@ def write_config(path: str, modules: str, store: str, force: bool = False) -> st
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.pylaw-tmp"
-    with open(tmp, "w") as f:
+    with atomic_open(path) as f:
         f.write(text)
-    os.replace(tmp, path)

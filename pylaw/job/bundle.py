@@ -54,16 +54,15 @@ import re
 import subprocess
 import sys
 import tarfile
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import luigi
 
 from pylaw.config import store_root
 from pylaw.errors import BundleError
+from pylaw.target.publish import staged
 
 logger = logging.getLogger("pylaw.job")
 
@@ -438,23 +437,17 @@ def collect(module: str, settings: BundleSettings) -> tuple[list[Entry], tuple[s
 
 def write_tarball(entries: Sequence[Entry], path: str) -> None:
     """A reproducible tar.gz, written to a temporary name and renamed: never seen half-written."""
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+    with staged(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
                     tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for entry in entries:
-                    info = tarfile.TarInfo(entry.path)
-                    info.size, info.mode, info.mtime = len(entry.data), entry.mode, 0
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    tar.addfile(info, io.BytesIO(entry.data))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            for entry in entries:
+                info = tarfile.TarInfo(entry.path)
+                info.size, info.mode, info.mtime = len(entry.data), entry.mode, 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(entry.data))
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def build_bundle(module: str, settings: BundleSettings) -> Bundle:

@@ -12,6 +12,7 @@ import luigi.configuration
 
 from pylaw.errors import JobFileError
 from pylaw.job.base import JobContext
+from pylaw.target.publish import atomic_open
 
 WRAPPER_NAME = "pylaw_wrapper.sh"
 #: the submitter's effective Luigi config, as shipped to jobs without a shared code path
@@ -108,19 +109,13 @@ def write_job_config(job_dir: str, task_name: str) -> str:
                        ", ".join(dropped))
     os.makedirs(job_dir, exist_ok=True)
     path = os.path.join(job_dir, CONFIG_NAME)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_open(path) as f:
         f.write(f"# pylaw: the submitter's Luigi config for jobs of {task_name} (credential-like keys dropped)\n")
         out.write(f)
-    os.replace(tmp, path)
     return path
 
 
 def write_script(path: str, text: str) -> None:
     """Write an executable file atomically (a job may start reading it right away)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_open(path, permissions=0o755) as f:
         f.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)

@@ -22,21 +22,10 @@ import luigi
 import luigi.worker
 
 from pylaw.target import dirstage
-from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget, temporary_name
+from pylaw.target.base import DirectoryTarget, FileSystemTarget, FileTarget
+from pylaw.target.publish import file_mode, publish, staged, temporary_sibling
 
 logger = logging.getLogger("pylaw.target")
-
-_UMASK: int | None = None
-
-
-def _file_mode() -> int:
-    """Permissions of a new file under the process umask (mkstemp would give 0600)."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
 
 class AtomicFile:
     """A file opened for writing under a temporary name, renamed into place on success.
@@ -46,10 +35,9 @@ class AtomicFile:
     """
 
     def __init__(self, path: str, mode: str, **kwargs: Any) -> None:
-        directory, basename = os.path.split(path)
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         self.target_path = path
-        self.tmp_path = os.path.join(directory, temporary_name(basename))
+        self.tmp_path = temporary_sibling(path)
         self._file: IO = self._open(self.tmp_path, mode.replace("w", "x"), **kwargs)
         self.closed = False
 
@@ -75,18 +63,13 @@ class AtomicFile:
             self.discard()
 
     def close(self) -> None:
-        """Publish the file under its final name.
-
-        No fsync: the rename already guarantees that a crashed *process* never leaves a
-        partial file under the final name; syncing every small output tripled run times.
-        """
+        """Publish the file under its final name (:func:`pylaw.target.publish.publish`)."""
         if self.closed:
             return
         self.closed = True
         try:
             self._file.close()
-            os.chmod(self.tmp_path, _file_mode())
-            os.replace(self.tmp_path, self.target_path)
+            publish(self.tmp_path, self.target_path, file_mode())
         except BaseException:
             self._remove_tmp()
             raise
@@ -160,17 +143,11 @@ class LocalFileTarget(LocalTargetMixin, FileTarget):
             return
         if mode != "w":
             raise ValueError(f"localize() mode must be 'r' or 'w', not {mode!r}")
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        tmp = LocalFileTarget.from_normalized(os.path.join(directory, temporary_name(self.basename)))
-        try:
+        with staged(self.path, file_mode()) as path:
+            tmp = LocalFileTarget.from_normalized(path)
             yield tmp
             if not tmp.exists():
                 raise FileNotFoundError(f"the localized file {tmp.path} for {self.path} was never written")
-            os.chmod(tmp.path, _file_mode())
-            os.replace(tmp.path, self.path)
-        finally:
-            tmp.remove()
 
     def touch(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

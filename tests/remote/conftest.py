@@ -5,7 +5,9 @@ xrootd through gfal2), ``xrdcl`` (the same xrootd through XRootD's own client, p
 ``interface = xrootd``), ``dav`` (a real wsgidav through gfal2's http plugin), ``nginx``
 (nginx's WebDAV modules, a fast server like dCache's door, through the same plugin) and
 ``davs`` (that nginx over TLS, trusted through ``X509_CERT_DIR``, as dCache's doors are used). Each test gets a fresh
-directory on the server as the base of its storage element.
+directory on the server as the base of its storage element. Two more need no server and
+no client library: ``local`` (pylaw's os-module interface on file://) and ``memory``
+(the in-memory interface); :data:`SERVERLESS` tests run on them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pytest
 
 from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface
-from pylaw.target.remote.interface import FileInterface, RemoteStat
+from pylaw.target.remote.interface import FileInterface, ReadHandle, RemoteStat
+from pylaw.target.remote.local import LocalInterface
+from pylaw.target.remote.memory import MemoryInterface
 from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import forget_filesystems, register_filesystem
 from pylaw.target.remote.xrootd import XRootDInterface
@@ -33,6 +37,9 @@ from tests.services.webdav import WebDAVServer, webdav_server  # noqa: F401 - fi
 from tests.services.xrootd import XRootDServer, xrootd_server  # noqa: F401 - fixture
 
 BACKENDS = ("file", "root", "xrdcl", "dav", "nginx", "davs")
+#: backends without a server or client library
+SERVERLESS = ("local", "memory")
+CONTRACT_BACKENDS = BACKENDS + SERVERLESS
 SERVER_FIXTURES = {"root": "xrootd_server", "xrdcl": "xrootd_server", "dav": "webdav_server",
                    "nginx": "nginx_webdav_server", "davs": "nginx_webdavs_server"}
 FAST_RETRY = RetryPolicy(attempts=3, delay=0.01, max_delay=0.05, timeout=20)
@@ -58,7 +65,8 @@ def xrootd_bindings() -> Any:
 
 def interface_for(backend: str) -> FileInterface:
     """The file interface a backend's storage elements use."""
-    return XRootDInterface() if backend == "xrdcl" else GFALInterface()
+    return {"xrdcl": XRootDInterface, "local": LocalInterface, "memory": MemoryInterface}.get(
+        backend, GFALInterface)()
 
 
 class CountingInterface(FileInterface):
@@ -111,14 +119,27 @@ class CountingInterface(FileInterface):
     def rmdir_is_recursive(self, url: str) -> bool:
         return self.inner.rmdir_is_recursive(url)
 
+    def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
+        self._count("open_read")
+        return self.inner.open_read(url, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
 
 @pytest.fixture
-def base_url_for(request: pytest.FixtureRequest, tmp_path: Any, gfal2_module: Any) -> Callable[[str], str]:
+def base_url_for(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[str], str]:
     """A function giving a fresh, existing base URL on the named backend."""
 
     def make(backend: str) -> str:
         unique = uuid.uuid4().hex[:10]
-        if backend == "file":
+        if backend == "memory":
+            url = f"memory://test-{unique}/base"
+            MemoryInterface().mkdir(url)
+            return url
+        if backend != "local":
+            request.getfixturevalue("gfal2_module")
+        if backend in ("file", "local"):
             directory = tmp_path / f"file-{unique}"
             directory.mkdir()
             return f"file://{directory}"

@@ -173,7 +173,7 @@ def test_batch_upload_refuses_the_corrupted_file_only(make_fs, backend_name, tmp
     fs.interface.corrupt_names = {"bad.txt"}
     names = ["a.txt", "bad.txt", "c.txt"]
     pairs = [(local(tmp_path, name, name.encode() * 10), f"/b/{name}") for name in names]
-    results = fs.copy_many(pairs, "put", raise_on_failure=False)
+    results = fs.copy_many(pairs, "put", on_error="collect")
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, RemoteChecksumError) and results[1].attempts == 1  # not retried
     assert fs.listdir("/b") == ["a.txt", "c.txt"]  # nothing under the final name, no temporary
@@ -233,5 +233,5 @@ def test_corrupted_download_is_refused(make_fs, backend_name, tmp_path) -> None:
     with pytest.raises(RemoteChecksumError):
         fs.get("/d/f.bin", str(destination))
     assert list((tmp_path / "out").iterdir()) == []  # nothing under the local name either
-    results = fs.copy_many([("/d/f.bin", str(destination))], "get", raise_on_failure=False)
+    results = fs.copy_many([("/d/f.bin", str(destination))], "get", on_error="collect")
     assert isinstance(results[0].error, RemoteChecksumError) and not destination.exists()

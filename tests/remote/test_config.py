@@ -23,7 +23,7 @@ def test_full_section() -> None:
     assert config.bases_for("stat") == config.bases
     assert (config.cache_max_size, config.retries, config.retry_delay, config.timeout, config.parallel) == \
         (2 * 2**30, 5, 0.25, 30.0, 16)
-    assert config.gfal_options == {"HTTP PLUGIN:INSECURE": True, "CORE:NAMESPACE_TIMEOUT": 20}
+    assert config.interface_options["options"] == {"HTTP PLUGIN:INSECURE": True, "CORE:NAMESPACE_TIMEOUT": 20}
 
 
 def test_filesystem_from_config_uses_every_key() -> None:
@@ -40,12 +40,15 @@ def test_filesystem_from_config_uses_every_key() -> None:
     ({"base": "root://h//a", "retries": "many"}, "retries = 'many' is not an integer"),
     ({"base": "root://h//a", "timeout": "-1"}, "must not be negative"),
     ({"base": "root://h//a", "cache_max_size": "lots"}, "is not a size"),
-    ({"base": "root://h//a", "bse": "typo"}, "unknown keys \\['bse'\\]"),
+    ({"base": "root://h//a", "bse": "typo"}, "unknown key 'bse'"),
     ({"base": "root://h//a", "gfal_options": "INSECURE"}, "must read GROUP:KEY=value"),
     ({"base": "root://h//a", "interface": "posix"}, "interface = 'posix' is unknown"),
-    ({"base": "root://h//a, davs://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
-    ({"base": "root://h//a", "base_get": "https://h/a", "interface": "xrootd"}, "serves root:// URLs only"),
-    ({"base": "root://h//a", "interface": "xrootd", "gfal_options": "CORE:X=1"}, "apply to interface = gfal only"),
+    ({"base": "root://h//a, davs://h/a", "interface": "xrootd"}, "serves root://, xroot:// URLs only"),
+    ({"base": "root://h//a", "base_get": "https://h/a", "interface": "xrootd"}, "serves root://, xroot:// URLs only"),
+    ({"base": "root://h//a", "interface": "xrootd", "gfal_options": "CORE:X=1"},
+     "gfal_options is a key of interface = gfal"),
+    ({"base": "file:///a", "interface": "memory"}, "serves memory:// URLs only"),
+    ({"base": "root://h//a", "interface": "XRootD", "transfer_timeout": "soon"}, "transfer_timeout = 'soon'"),
     ({"base": "root://h//a", "checksum": "crc32"}, "checksum = 'crc32' is unknown"),
     ({"base": "root://h//a", "cache_validation": "mtime"}, "cache_validation = 'mtime' is unknown"),
     ({"base": "root://h//a", "record_checksums": "maybe"}, "is not true or false"),

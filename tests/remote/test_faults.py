@@ -74,7 +74,7 @@ def test_operations_succeed_or_fail_clearly_under_faults(faulty, tmp_path) -> No
     # a batch upload: per-file results
     pairs = [(str(local / f"f{i}.bin"), f"d/f{i}.bin") for i in range(FILES // 2, FILES)]
     try:
-        results = fs.copy_many(pairs, "put", raise_on_failure=False)
+        results = fs.copy_many(pairs, "put", on_error="collect")
     except RemoteError:  # the one mkdir of the batch failed after all retries
         results = []
         failures += len(pairs)

@@ -19,7 +19,7 @@ from pylaw.target.remote.target import (
     get_filesystem,
 )
 
-REMOTE = ("root", "xrdcl", "dav", "davs")
+REMOTE = ("root", "xrdcl", "dav", "davs", "memory")
 
 
 @pytest.fixture(params=REMOTE)

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from pylaw.errors import TransientRemoteError
-from pylaw.target.base import temporary_name
+from pylaw.target.publish import atomic_open
 from pylaw.target.remote.interface import RemoteStat
 
 if TYPE_CHECKING:
@@ -120,11 +120,9 @@ class CacheEntry:
             return False
 
     def record(self, fs_name: str, path: str, info: RemoteStat, checksum: str | None) -> None:
-        tmp = os.path.join(self.directory, temporary_name("meta.json"))
-        with open(tmp, "w") as f:
+        with atomic_open(self.meta) as f:
             json.dump({"fs": fs_name, "path": path, "size": info.size, "mtime": info.mtime, "checksum": checksum},
                       f)
-        os.replace(tmp, self.meta)
 
     def drop(self) -> None:
         """Forget the entry's content (meta first, so it never looks valid half-removed)."""
@@ -272,10 +270,8 @@ class RemoteCache:
             return 0
 
     def _write_total(self, total: int) -> None:
-        tmp = os.path.join(self.root, temporary_name(".size"))
-        with open(tmp, "w") as f:
+        with atomic_open(self.total) as f:
             f.write(str(total))
-        os.replace(tmp, self.total)
 
     def invalidate(self, fs: RemoteFileSystem, path: str) -> None:
         """Forget ``path`` (after this process wrote or removed it)."""

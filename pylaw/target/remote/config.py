@@ -15,9 +15,7 @@ A storage element is a ``[storage:NAME]`` section::
 
 ``base`` lists one or more base URLs (separated by commas or whitespace), tried in order
 when one fails. ``base_<operation>`` overrides them for one operation (``stat``,
-``listdir``, ``mkdir``, ``remove``, ``rename``, ``get``, ``put``). ``gfal_options`` passes
-options to GFAL2's context, one ``GROUP:KEY=value`` per line or separated by ``;``
-(``gfal_options = HTTP PLUGIN:INSECURE=true``).
+``listdir``, ``mkdir``, ``remove``, ``rename``, ``get``, ``put``).
 
 ``checksum`` (``adler32``, the default; ``md5``; ``none``) is the algorithm uploads and
 downloads are verified with, where the storage reports checksums (elsewhere sizes only);
@@ -26,9 +24,12 @@ compares the remote checksum (one more server call per hit) or only size and mti
 ``record_checksums = true`` leaves a record of each uploaded file's checksum for
 ``pylaw verify`` (one more small upload per file). See :mod:`pylaw.target.remote.checksum`.
 
-``interface`` picks the library behind the storage element: ``gfal`` (the default, every
-protocol) or ``xrootd`` (XRootD's own client, 3-5x less CPU per call; root:// bases only,
-see :mod:`pylaw.target.remote.xrootd`).
+``interface`` picks the library behind the storage element by its registered name (see
+:mod:`pylaw.target.remote.registry`): ``gfal`` (the default, every protocol), ``xrootd``
+(XRootD's own client, 3-5x less CPU per call; root:// bases only), ``local``, ``memory``
+or a third-party one. Keys beyond the common ones belong to the interface, which declares
+and checks them (``gfal_options`` of ``gfal``: options of GFAL2's context, one
+``GROUP:KEY=value`` per line or separated by ``;``, e.g. ``HTTP PLUGIN:INSECURE=true``).
 """
 
 from __future__ import annotations
@@ -40,20 +41,23 @@ import luigi.configuration
 
 from pylaw.errors import StorageConfigError
 from pylaw.target.remote.checksum import ALGORITHMS
-from pylaw.target.remote.xrootd import SCHEMES as XROOTD_SCHEMES
+from pylaw.target.remote.interface import InterfaceSettings
+from pylaw.target.remote.registry import interface_class
 
 SECTION_PREFIX = "storage:"
 OPERATIONS = ("stat", "listdir", "mkdir", "remove", "rename", "get", "put")
-INTERFACES = ("gfal", "xrootd")
 CHECKSUMS = (*ALGORITHMS, "none")
 CACHE_VALIDATIONS = ("checksum", "stat")
 _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-KNOWN_KEYS = {"base", *(f"base_{op}" for op in OPERATIONS), "cache_root", "cache_max_size", "retries",
-              "retry_delay", "retry_max_delay", "retry_jitter", "timeout", "transfer_timeout", "parallel",
-              "gfal_options", "interface", "checksum", "cache_validation", "record_checksums"}
+#: the keys every storage element has; its interface adds its own (``FileInterface.config_keys``)
+COMMON_KEYS = {"base", *(f"base_{op}" for op in OPERATIONS), "cache_root", "cache_max_size", "retries",
+               "retry_delay", "retry_max_delay", "retry_jitter", "timeout", "transfer_timeout", "parallel",
+               "interface", "checksum", "cache_validation", "record_checksums"}
+#: the interfaces pylaw ships, whose keys the configuration page documents
+BUILTIN_INTERFACES = ("gfal", "xrootd", "local", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +76,9 @@ class StorageConfig:
     timeout: float = 60.0
     transfer_timeout: float = 0.0
     parallel: int = 8
-    gfal_options: dict[str, bool | int | str] = dataclasses.field(default_factory=dict)
     interface: str = "gfal"
+    #: constructor arguments of the interface, from its own keys (``FileInterface.parse_config``)
+    interface_options: dict[str, object] = dataclasses.field(default_factory=dict)
     checksum: str | None = "adler32"
     cache_validation: str = "checksum"
     record_checksums: bool = False
@@ -110,25 +115,6 @@ def _number(raw: dict[str, str], key: str, default: float, what: str, kind: type
     return value
 
 
-def parse_gfal_options(value: str, what: str) -> dict[str, bool | int | str]:
-    """``GROUP:KEY=value`` entries (newline or ``;`` separated) as typed GFAL2 options."""
-    options: dict[str, bool | int | str] = {}
-    for entry in filter(None, (part.strip() for part in re.split(r"[;\n]", value))):
-        key, sep, raw = entry.partition("=")
-        group, colon, name = key.strip().partition(":")
-        if not sep or not colon or not group or not name:
-            raise StorageConfigError(f"{what}: gfal_options entry {entry!r} must read GROUP:KEY=value, "
-                                     "e.g. HTTP PLUGIN:INSECURE=true")
-        raw = raw.strip()
-        typed: bool | int | str = raw
-        if raw.lower() in ("true", "false"):
-            typed = raw.lower() == "true"
-        elif raw.isdigit():
-            typed = int(raw)
-        options[f"{group.strip().upper()}:{name.strip().upper()}"] = typed
-    return options
-
-
 def _choice(raw: dict[str, str], key: str, default: str, choices: tuple[str, ...], what: str) -> str:
     value = raw.get(key, default).strip().lower()
     if value not in choices:
@@ -150,32 +136,41 @@ def _validation_keys(raw: dict[str, str], what: str) -> dict[str, object]:
             "record_checksums": _BOOLEANS[text]}
 
 
+def known_keys(interface: str | None = None) -> set[str]:
+    """The keys a section may have: the common ones and those of ``interface`` (default: every built-in one)."""
+    names = (interface,) if interface else BUILTIN_INTERFACES
+    return COMMON_KEYS.union(*(interface_class(name).config_keys for name in names))
+
+
+def _check_keys(raw: dict[str, str], interface: str, own: set[str], what: str) -> None:
+    """StorageConfigError for a key neither common nor the interface's (naming whose key it is, if any)."""
+    for key in sorted(raw):
+        if key in COMMON_KEYS or key in own:
+            continue
+        owners = [name for name in BUILTIN_INTERFACES if name != interface
+                  and key in interface_class(name).config_keys]
+        if owners:
+            raise StorageConfigError(f"{what}: {key} is a key of interface = {owners[0]}, and this section uses "
+                                     f"interface = {interface}; remove it or change the interface")
+        raise StorageConfigError(f"{what} has the unknown key {key!r}; known keys: {sorted(COMMON_KEYS | own)}")
+
+
 def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
     """Validate the keys of one ``[storage:NAME]`` section; raise StorageConfigError on any fault."""
     what = f"[{SECTION_PREFIX}{name}]"
-    unknown = sorted(key for key in raw if key not in KNOWN_KEYS)
-    if unknown:
-        raise StorageConfigError(f"{what} has unknown keys {unknown}; known keys: {sorted(KNOWN_KEYS)}")
+    interface = raw.get("interface", StorageConfig.interface).strip().lower()
+    cls = interface_class(interface, what)
+    _check_keys(raw, interface, set(cls.config_keys), what)
     bases = split_bases(raw.get("base", ""))
     if not bases:
         raise StorageConfigError(f"{what} needs `base = <url>` (e.g. root://host//path), got none")
     operation_bases = {op: split_bases(raw[f"base_{op}"]) for op in OPERATIONS if raw.get(f"base_{op}")}
-    for url in [*bases, *(u for urls in operation_bases.values() for u in urls)]:
+    urls = (*bases, *(u for urls in operation_bases.values() for u in urls))
+    transfer_timeout = _number(raw, "transfer_timeout", StorageConfig.transfer_timeout, what)
+    for url in urls:
         if "://" not in url:
             raise StorageConfigError(f"{what}: base {url!r} is not a URL: write it as scheme://host/path "
                                      "(file:///abs/path for local directories)")
-    interface = raw.get("interface", StorageConfig.interface).strip().lower()
-    if interface not in INTERFACES:
-        raise StorageConfigError(f"{what}: interface = {raw['interface']!r} is unknown; choose one of {INTERFACES}")
-    if interface == "xrootd":
-        others = [url for url in [*bases, *(u for urls in operation_bases.values() for u in urls)]
-                  if not url.startswith(XROOTD_SCHEMES)]
-        if others:
-            raise StorageConfigError(f"{what}: interface = xrootd serves root:// URLs only, not {others}; "
-                                     "use interface = gfal for mixed protocols")
-        if raw.get("gfal_options", "").strip():
-            raise StorageConfigError(f"{what}: gfal_options apply to interface = gfal only; XrdCl is configured "
-                                     "with XRD_* environment variables")
     return StorageConfig(
         name=name, bases=bases, operation_bases=operation_bases,
         cache_root=raw.get("cache_root") or None,
@@ -186,10 +181,11 @@ def parse_section(name: str, raw: dict[str, str]) -> StorageConfig:
         retry_max_delay=_number(raw, "retry_max_delay", StorageConfig.retry_max_delay, what),
         retry_jitter=_number(raw, "retry_jitter", StorageConfig.retry_jitter, what),
         timeout=_number(raw, "timeout", StorageConfig.timeout, what),
-        transfer_timeout=_number(raw, "transfer_timeout", StorageConfig.transfer_timeout, what),
+        transfer_timeout=transfer_timeout,
         parallel=max(1, int(_number(raw, "parallel", StorageConfig.parallel, what, int))),
-        gfal_options=parse_gfal_options(raw.get("gfal_options", ""), what),
         interface=interface,
+        interface_options=cls.parse_config(InterfaceSettings(
+            what, urls, {key: raw[key] for key in cls.config_keys if key in raw}, transfer_timeout)),
         **_validation_keys(raw, what),  # type: ignore[arg-type]
     )
 

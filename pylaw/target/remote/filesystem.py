@@ -33,28 +33,31 @@ import logging
 import os
 import posixpath
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pylaw.errors import (
     PathEscapeError,
     RemoteChecksumError,
-    RemoteError,
-    RemoteFileExistsError,
     RemoteFileNotFoundError,
     RemoteNotSupportedError,
     TransientRemoteError,
 )
-from pylaw.target.base import temporary_name
+from pylaw.target.publish import staged
+from pylaw.target.remote.agent import agent_environment
 from pylaw.target.remote.checksum import Checksummer, check_algorithm, file_checksums
 from pylaw.target.remote.config import StorageConfig
 from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
+from pylaw.target.remote.publish import StagedUpload
 from pylaw.target.remote.retry import RetryPolicy
+from pylaw.target.remote.stream import BLOCK_SIZE, open_stream
 
 if TYPE_CHECKING:
     from pylaw.target.remote.cache import RemoteCache
+    from pylaw.target.remote.progress import ProgressCallback
     from pylaw.target.remote.transfer import TransferResult
 
 logger = logging.getLogger(__name__)
@@ -113,18 +116,26 @@ class RemoteFileSystem:
     def from_config(cls, config: StorageConfig) -> RemoteFileSystem:
         """Build from a parsed ``[storage:NAME]`` section, with the interface it names (GFAL2 by default)."""
         from pylaw.target.remote.cache import RemoteCache
-        from pylaw.target.remote.gfal import GFALInterface
-        from pylaw.target.remote.xrootd import XRootDInterface
+        from pylaw.target.remote.registry import interface_class
 
         retry = RetryPolicy(attempts=config.retries + 1, delay=config.retry_delay,
                             max_delay=config.retry_max_delay, jitter=config.retry_jitter,
                             timeout=config.timeout or None)
         cache = RemoteCache(config.cache_root, config.cache_max_size, config.cache_validation) \
             if config.cache_root else None
-        interface: FileInterface = XRootDInterface(config.transfer_timeout) if config.interface == "xrootd" \
-            else GFALInterface(config.gfal_options, transfer_timeout=config.transfer_timeout)
+        interface = interface_class(config.interface, f"[storage:{config.name}]")(**config.interface_options)
         return cls(config.name, config.bases, interface, retry, config.operation_bases, cache,
                    config.parallel, checksum=config.checksum, record_checksums=config.record_checksums)
+
+    def close(self) -> None:
+        """Close the interface (its connections); the storage element stays usable and reconnects on use."""
+        self.interface.close()
+
+    def __enter__(self) -> RemoteFileSystem:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- paths and the retry loop ---------------------------------------------------------
 
@@ -393,60 +404,18 @@ class RemoteFileSystem:
 
     def _put_once(self, local_path: str, norm: str, size: int, verify: bool, digest: Digest | None) -> None:
         """Upload to a temporary name, check its size and checksum, rename it into place."""
-        directory, basename = posixpath.split(norm)
+        upload = StagedUpload(self, norm, size, digest, f"upload of {local_path} to {norm!r}")
         source = local_url(local_path)
-        tmps: list[str] = []
-
-        def upload(base: str) -> None:
-            # a fresh temporary name per attempt: the server may still hold the last one open
-            tmps.append(posixpath.join(directory, temporary_name(basename)))
-            self.interface.copy(source, self.url(tmps[-1], base=base), True, self.retry.timeout)
-
         try:
-            self.run("put", norm, upload)
-            tmp = tmps[-1]
+            upload.send(lambda base: source)
             if verify:
-                uploaded = self.stat(tmp).size
-                if uploaded != size:
-                    raise TransientRemoteError(
-                        f"upload of {local_path} to {norm!r} on {self.name!r} stored {uploaded} of {size} "
-                        "bytes", operation="put", url=self.url(tmp, "put"))
-            if digest is not None:
-                self._check_checksum(tmp, digest, f"upload of {local_path} to {norm!r}", "put")
-            self._publish(tmp, norm, size)
+                upload.check_size()
+            upload.check_checksum()
+            upload.publish()
         except BaseException:
-            for tmp in tmps:
-                self._discard(tmp)
+            upload.discard()
             raise
-        for tmp in tmps[:-1]:  # leftovers of failed attempts, if the server kept them
-            self._discard(tmp)
-
-    def _publish(self, tmp: str, path: str, size: int) -> None:
-        """Rename the uploaded temporary file to its final name, coping with a retried rename.
-
-        If a rename succeeded on the server but its answer was lost, the retry finds no
-        source; the upload is complete when the destination has the expected size.
-        """
-        try:
-            self.rename(tmp, path)
-        except RemoteFileNotFoundError:
-            if self.stat(path).size != size:
-                raise
-        except RemoteFileExistsError:
-            if not self.exists(tmp):  # an earlier attempt did rename it; its answer was lost
-                if self.stat(path).size != size:
-                    raise
-                return
-            # some servers refuse to replace on MOVE: drop the old file, then rename
-            self.unlink(path)
-            self.rename(tmp, path)
-
-    def _discard(self, tmp: str) -> None:
-        try:
-            self.unlink(tmp)
-        except (RemoteError, OSError) as exc:
-            if not isinstance(exc, RemoteFileNotFoundError):
-                logger.warning("could not remove the temporary upload %s on %s: %s", tmp, self.name, exc)
+        upload.discard(keep_last=True)  # leftovers of failed attempts, if the server kept them
 
     def get(self, path: str, local_path: str, verify: bool = True, expected: RemoteStat | None = None
             ) -> RemoteStat:
@@ -468,10 +437,7 @@ class RemoteFileSystem:
         """
         norm = self.normpath(path)
         info = expected or self.stat(norm)
-        directory, basename = os.path.split(os.path.abspath(local_path))
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, temporary_name(basename))
-        try:
+        with staged(os.path.abspath(local_path)) as tmp:
             self._copy("get", norm, lambda base: self.url(norm, base=base), lambda base: local_url(tmp))
             if verify and os.stat(tmp).st_size != info.size:
                 raise TransientRemoteError(
@@ -479,10 +445,6 @@ class RemoteFileSystem:
                     "bytes",
                     operation="get", url=self.url(norm, "get"))
             checksum = self._check_download(norm, tmp, info, remote_checksum) if verify else None
-            os.replace(tmp, local_path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return info, checksum
 
     def _check_download(self, norm: str, local: str, info: RemoteStat, reported: str | None) -> str | None:
@@ -504,6 +466,28 @@ class RemoteFileSystem:
                 url=redact(self.url(norm, "get")), algorithm=name, expected=reported, actual=actual)
         return reported
 
+    def open(self, path: str, mode: str = "r", block_size: int = BLOCK_SIZE, **kwargs: Any) -> IO:
+        """``path`` open for reading in blocks (see :mod:`pylaw.target.remote.stream`), seekable.
+
+        An interface that cannot read at offsets (``open_read`` not implemented) gets the
+        file downloaded to a temporary local file first, which the returned handle reads;
+        so does a URL whose calls run in a storage agent (:mod:`pylaw.target.remote.agent`:
+        XrdCl after a fork, davs:// with lean TLS), as a read handle lives in this process.
+        """
+        if agent_environment(self.interface, [self.url(path, "get")]) is None:
+            try:
+                return open_stream(self, path, mode, block_size, **kwargs)
+            except RemoteNotSupportedError as exc:
+                if exc.operation != "open":
+                    raise
+        workdir = tempfile.mkdtemp(prefix="pylaw-download-")
+        try:
+            local = os.path.join(workdir, posixpath.basename(self.normpath(path)))
+            self.get(path, local)
+            return open(local, mode, **kwargs)  # the open handle keeps the data readable after the rmtree
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
     def copy(self, source: str, destination: str) -> None:
         """Copy between two paths of this storage element, atomically.
 
@@ -512,27 +496,25 @@ class RemoteFileSystem:
         local temporary file.
         """
         src, dst = self.normpath(source), self.normpath(destination)
-        directory, basename = posixpath.split(dst)
-        self.mkdir(directory)
-        tmp = posixpath.join(directory, temporary_name(basename))
+        self.mkdir(posixpath.dirname(dst))
+        source_sum = self.checksum(src) if self.reports_checksums() else None
+        digest = (self.checksum_algorithm, source_sum) if source_sum and self.checksum_algorithm else None
+        upload = StagedUpload(self, dst, None, digest, f"copy of {src!r} to {dst!r}")
         try:
-            self._copy("put", dst, lambda base: self.url(src, base=base),
-                       lambda base: self.url(tmp, base=base))
+            upload.send(lambda base: self.url(src, base=base))
         except RemoteNotSupportedError:
-            self._discard(tmp)
+            upload.discard()
             self._copy_through_local(src, dst)
             return
         except BaseException:
-            self._discard(tmp)
+            upload.discard()
             raise
         try:
-            source_sum = self.checksum(src) if self.reports_checksums() else None
-            if source_sum is not None and self.checksum_algorithm is not None:
-                self._check_checksum(tmp, (self.checksum_algorithm, source_sum), f"copy of {src!r} to {dst!r}",
-                                     "put")
-            self._publish(tmp, dst, self.stat(tmp).size)
+            upload.size = self.stat(upload.tmp).size
+            upload.check_checksum()
+            upload.publish()
         except BaseException:
-            self._discard(tmp)
+            upload.discard()
             raise
 
     def _copy_through_local(self, source: str, destination: str) -> None:
@@ -542,9 +524,10 @@ class RemoteFileSystem:
             self.put(local, destination, make_parents=False)
 
     def copy_many(self, pairs: Iterable[tuple[str, str]], direction: str = "put", parallel: int | None = None,
-                  progress: bool | None = None, raise_on_failure: bool = True) -> list[TransferResult]:
+                  progress: bool | ProgressCallback | None = None, on_error: str = "raise"
+                  ) -> list[TransferResult]:
         """Run many transfers in parallel; see :func:`pylaw.target.remote.transfer.copy_many`."""
         from pylaw.target.remote.transfer import copy_many
 
         return copy_many(self, pairs, direction, parallel=parallel or self.parallel, progress=progress,
-                         raise_on_failure=raise_on_failure)
+                         on_error=on_error)

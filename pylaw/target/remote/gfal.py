@@ -38,6 +38,7 @@ import ctypes
 import errno
 import locale
 import os
+import re
 import stat as stat_module
 import sys
 import threading
@@ -57,11 +58,12 @@ from pylaw.errors import (
     RemoteNotSupportedError,
     RemotePermissionError,
     RemoteTimeoutError,
+    StorageConfigError,
     TransientRemoteError,
 )
 from pylaw.target.remote.agent import may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
-from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
+from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 from pylaw.target.remote.xrootd import client_defaults
 
 INSTALL_HINT = ("the gfal2 Python bindings are not installed: on Debian/Ubuntu run "
@@ -147,6 +149,26 @@ def map_gerror(exc: Exception, operation: str, url: str) -> RemoteError:
     return cls(f"{text}; {advice}" if advice else text, operation=operation, url=redact(url), code=code)
 
 
+def parse_gfal_options(value: str, what: str) -> dict[str, bool | int | str]:
+    """``GROUP:KEY=value`` entries (newline or ``;`` separated) as typed GFAL2 options."""
+    options: dict[str, bool | int | str] = {}
+    for entry in filter(None, (part.strip() for part in re.split(r"[;\n]", value))):
+        key, sep, raw = entry.partition("=")
+        group, colon, name = key.strip().partition(":")
+        if not sep or not colon or not group or not name:
+            raise StorageConfigError(f"{what}: gfal_options entry {entry!r} must read GROUP:KEY=value, "
+                                     "e.g. HTTP PLUGIN:INSECURE=true")
+        raw = raw.strip()
+        typed: bool | int | str = raw
+        if raw.lower() in ("true", "false"):
+            typed = raw.lower() == "true"
+        elif raw.isdigit():
+            typed = int(raw)
+        options[f"{group.strip().upper()}:{name.strip().upper()}"] = typed
+    return options
+
+
+
 def import_gfal2() -> Any:
     """The ``gfal2`` module, or RemoteBackendMissingError with an install hint."""
     try:
@@ -199,11 +221,25 @@ class GFALInterface(FileInterface):
 
     #: schemes whose directory removal (WebDAV DELETE) is recursive, as dCache's door is.
     RECURSIVE_RMDIR_SCHEMES = ("dav", "davs", "http", "https")
+    #: schemes whose reads are separate range requests on the path: a replaced file is not pinned
+    UNPINNED_READ_SCHEMES = ("dav://", "davs://", "http://", "https://")
+
+    config_keys = ("gfal_options",)
 
     def __init__(self, options: dict[str, bool | int | str] | None = None,
                  transfer_timeout: float = 0) -> None:
         self.options = {**self.DEFAULT_OPTIONS, **(options or {})}
         self.transfer_timeout = transfer_timeout
+        self._local = threading.local()
+
+    @classmethod
+    def parse_config(cls, settings: InterfaceSettings) -> dict[str, Any]:
+        """``gfal_options`` (``GROUP:KEY=value`` entries) and ``transfer_timeout``."""
+        return {**super().parse_config(settings), "transfer_timeout": settings.transfer_timeout,
+                "options": parse_gfal_options(settings.options.get("gfal_options", ""), settings.section)}
+
+    def close(self) -> None:
+        """Drop every thread's GFAL2 context (and with it its connections); new ones are made on use."""
         self._local = threading.local()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -248,6 +284,8 @@ class GFALInterface(FileInterface):
                 return args[0].readpp()
             if operation == "write":
                 return args[0].write(args[1])
+            if operation == "pread":
+                return args[0].pread_bytes(args[1], args[2])  # pread() decodes the bytes as UTF-8
             return getattr(ctx, operation)(*args)
         except gerror as exc:
             raise map_gerror(exc, operation, url) from exc
@@ -329,6 +367,10 @@ class GFALInterface(FileInterface):
             raise
         return normalize(name, str(value))
 
+    def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
+        """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://)."""
+        return GFALReadHandle(self, url, timeout, self._call("open", url, timeout, url, "r"))
+
     @may_run_in_agent
     def copy(self, source: str, destination: str, overwrite: bool = True,
              timeout: float | None = None) -> None:
@@ -369,3 +411,17 @@ class GFALInterface(FileInterface):
             self._call("write", destination, None, handle, data)
         del handle
         return True
+
+
+class GFALReadHandle(ReadHandle):
+    """A gfal2 file object read at offsets; HTTP reads do not pin the version (see ReadHandle)."""
+
+    def __init__(self, interface: GFALInterface, url: str, timeout: float | None, handle: Any) -> None:
+        self.interface, self.url, self.timeout, self.handle = interface, url, timeout, handle
+        self.pins_version = not url.startswith(interface.UNPINNED_READ_SCHEMES)
+
+    def pread(self, offset: int, length: int) -> bytes:
+        return bytes(self.interface._call("pread", self.url, self.timeout, self.handle, offset, length))
+
+    def close(self) -> None:
+        self.handle = None  # gfal2's file object closes when released

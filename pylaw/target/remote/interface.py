@@ -14,6 +14,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, ClassVar
 
 from pylaw.errors import (
     RemoteCertificateError,
@@ -21,8 +24,10 @@ from pylaw.errors import (
     RemoteDirectoryNotEmptyError,
     RemoteError,
     RemoteFileNotFoundError,
+    RemoteNotSupportedError,
     RemotePermissionError,
     RemoteTimeoutError,
+    StorageConfigError,
 )
 
 
@@ -62,6 +67,44 @@ ADVICE: dict[type[RemoteError], str] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class InterfaceSettings:
+    """What a ``[storage:NAME]`` section tells its interface, for :meth:`FileInterface.parse_config`.
+
+    ``options`` holds the raw values of the interface's own :attr:`FileInterface.config_keys`
+    that the section sets; ``urls`` every base URL of the section (all operations).
+    """
+
+    section: str
+    urls: tuple[str, ...]
+    options: Mapping[str, str]
+    transfer_timeout: float = 0.0
+
+    def error(self, key: str, problem: str) -> StorageConfigError:
+        """A config error naming the section, the key and its value."""
+        value = self.options.get(key)
+        shown = f"{key} = {value!r}" if value is not None else key
+        return StorageConfigError(f"{self.section}: {shown} {problem}")
+
+
+class ReadHandle(abc.ABC):
+    """A remote file open for reading at offsets: what :meth:`FileInterface.open_read` returns.
+
+    ``pins_version`` says whether the handle keeps reading the version it opened when the
+    path is replaced meanwhile (an open file on xrootd or a local disk does; HTTP range
+    requests do not, so readers check the file's stat after every block of such handles).
+    """
+
+    pins_version: bool = True
+
+    @abc.abstractmethod
+    def pread(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``; fewer only at the end of the file, none past it."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most handles hold something, memory's does not
+        """Release the handle (the default holds nothing)."""
+
+
 class FileInterface(abc.ABC):
     """Primitives on absolute URLs (``root://host//path``, ``davs://...``, ``file:///...``).
 
@@ -73,7 +116,45 @@ class FileInterface(abc.ABC):
     - failures that may succeed when retried raise ``TransientRemoteError`` (or a
       subclass); nothing else is retried by the layers above;
     - ``timeout`` (seconds) bounds one call; None means the backend's default.
+
+    An interface holding connections releases them in :meth:`close` (also on leaving a
+    ``with`` block); using it again afterwards opens new ones.
+
+    A storage element names its interface with ``interface = NAME`` (see
+    :mod:`pylaw.target.remote.registry`); the class declares the extra section keys it
+    reads (:attr:`config_keys`) and the URL schemes it serves (:attr:`schemes`), and checks
+    their values in :meth:`parse_config`.
     """
+
+    #: keys of a ``[storage:NAME]`` section this interface reads, beyond the common ones
+    config_keys: ClassVar[tuple[str, ...]] = ()
+    #: URL prefixes it serves (``("root://",)``); empty: whatever the library behind it can reach
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse_config(cls, settings: InterfaceSettings) -> dict[str, Any]:
+        """Keyword arguments of the constructor from a storage section; StorageConfigError on a bad value.
+
+        The default checks the URL schemes and passes nothing; interfaces with options of
+        their own extend it (their errors name ``settings.section`` and the key).
+        """
+        if cls.schemes:
+            others = [url for url in settings.urls if not url.startswith(cls.schemes)]
+            if others:
+                raise StorageConfigError(
+                    f"{settings.section}: interface {cls.__name__} serves {', '.join(cls.schemes)} URLs only, "
+                    f"not {[redact(url) for url in others]}; choose another interface for these bases")
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional: only interfaces holding connections override it
+        """Release connections and other resources; the default holds none."""
+
+    def __enter__(self) -> FileInterface:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     @abc.abstractmethod
     def stat(self, url: str, timeout: float | None = None) -> RemoteStat:
@@ -145,6 +226,15 @@ class FileInterface(abc.ABC):
         A missing file raises ``RemoteFileNotFoundError`` as usual. The default: None.
         """
         return None
+
+    def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
+        """The file ``url`` open for reads at offsets (streaming ``open("r")``).
+
+        ``timeout`` bounds the open and each read. The default raises
+        ``RemoteNotSupportedError``: readers then download the whole file first.
+        """
+        raise RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks",
+                                      operation="open", url=redact(url))
 
     def exists(self, url: str, timeout: float | None = None) -> bool:
         """Whether ``url`` exists (derived from ``stat``)."""

@@ -209,23 +209,29 @@ class RemoteFileTarget(RemoteTargetMixin, FileTarget):
         return self.fs.remove(self.path, recursive=False, silent=silent)
 
     def open(self, mode: str = "r", **kwargs: Any) -> IO:
-        """Read (through the cache if configured) or write atomically (``w``/``wb``)."""
+        """Write atomically (``w``/``wb``), or read: from the cache if one is configured, else streamed.
+
+        A streamed read fetches blocks on demand and is seekable (``block_size=`` sets the
+        block, see :mod:`pylaw.target.remote.stream`); a storage element with a cache serves
+        the whole file from the cache instead (files larger than the cache are streamed).
+        """
         if "w" in mode:
             return RemoteWriteFile(self, mode, **kwargs)  # type: ignore[return-value]
         if mode not in ("r", "rb", "rt"):
             raise ValueError(f"remote files open with r, rb, w or wb, not {mode!r} ({self!r})")
+        block_size = kwargs.pop("block_size", None)
         if self.fs.cache is not None:
             handle = self.fs.cache.open(self.fs, self.path, mode, **kwargs)
             if handle is not None:
                 return handle
-        with self._local_copy(use_cache=False) as local:
-            # open before the temporary copy goes: the open handle keeps the data readable
-            return open(local, mode, **kwargs)
+        if block_size is not None:
+            kwargs["block_size"] = block_size
+        return self.fs.open(self.path, mode, **kwargs)
 
     @contextlib.contextmanager
-    def _local_copy(self, use_cache: bool = True) -> Iterator[str]:
-        """A local path holding the current content; a temporary one is removed afterwards."""
-        cache = self.fs.cache if use_cache else None
+    def _local_copy(self) -> Iterator[str]:
+        """A local path holding the current content (from the cache, or a temporary download)."""
+        cache = self.fs.cache
         if cache is not None:
             with cache.fetch(self.fs, self.path) as cached:
                 if cached is not None:

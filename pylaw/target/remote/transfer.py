@@ -7,6 +7,13 @@ succeeded are never transferred again; files that failed for good (missing sourc
 permission denied) are reported at once. Uploads stay atomic (temporary name + rename),
 and each destination directory is created once per batch, not once per file.
 
+What a failure does to the rest of the batch is ``on_error``'s choice: ``raise`` (the
+default) transfers every other file and then raises
+:class:`~pylaw.errors.TransferFailedError` with all results; ``collect`` returns the
+results, failures included, without raising; ``stop`` starts no new file once one has
+failed for good (the files already under way finish; the others are marked ``skipped``)
+and raises. Progress goes to a callback (:mod:`pylaw.target.remote.progress`).
+
 :func:`fetch` and :func:`upload` do the same for targets and collections of targets.
 """
 
@@ -16,16 +23,16 @@ import copy
 import dataclasses
 import os
 import posixpath
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from pylaw import config, terminal
 from pylaw.errors import RemoteError, TransferFailedError, TransientRemoteError
-from pylaw.target.base import temporary_name
+from pylaw.target.remote.interface import RemoteStat
+from pylaw.target.remote.progress import BatchProgress, ProgressCallback, make_callback
+from pylaw.target.remote.publish import StagedUpload
 from pylaw.target.remote.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -34,9 +41,13 @@ if TYPE_CHECKING:
 DIRECTIONS = ("put", "get", "remote")
 
 
+ON_ERROR = ("raise", "collect", "stop")
+
+
 @dataclasses.dataclass
 class TransferResult:
-    """The outcome of one file of a batch: ``error`` is None when ``ok``."""
+    """The outcome of one file of a batch: ``error`` is None when ``ok``, and for a file ``skipped``
+    because ``on_error="stop"`` stopped the batch first."""
 
     source: str
     destination: str
@@ -44,38 +55,54 @@ class TransferResult:
     error: BaseException | None = None
     attempts: int = 0
     seconds: float = 0.0
+    skipped: bool = False
 
 
-class ProgressBar:
-    """Progress of a batch transfer on standard error: a bar on a terminal, plain lines in logs.
+class _NotStartedError(Exception):
+    """A file the stopped batch does not start."""
 
-    ``enabled=None`` (the default) draws on a terminal and prints a plain line every
-    ``[pylaw] progress_interval`` seconds otherwise (none for a transfer shorter than
-    that); ``True`` draws as on a terminal whatever the stream, ``False`` shows nothing.
-    The drawing is :class:`pylaw.terminal.StatusLine`'s.
-    """
 
-    def __init__(self, total: int, label: str, stream: IO[str] | None = None,
-                 enabled: bool | None = None) -> None:
-        self.enabled = enabled is not False and total > 0
-        self.total, self.label, self.done, self.failed = total, label, 0, 0
-        self.line = terminal.StatusLine(stream or sys.stderr, interval=config.section().progress_interval,
-                                        tty=True if enabled else None)
-        self._lock = threading.Lock()
+class Batch:
+    """The state one :func:`copy_many` call shares between its rounds and threads."""
 
-    def advance(self, ok: bool) -> None:
-        with self._lock:
-            self.done += ok
-            self.failed += not ok
-            if self.enabled:
-                counts = f"{self.done}/{self.total}" + (f", {self.failed} failed" if self.failed else "")
-                drawn = terminal.bar(self.total, self.done, self.failed, size=30,
-                                     colour=terminal.isatty(self.line.stream))
-                self.line.show(f"{self.label}: {counts} files", f"{self.label} {drawn} {counts}")
+    def __init__(self, results: list[TransferResult], direction: str, policy: RetryPolicy,
+                 progress: BatchProgress, on_error: str) -> None:
+        self.results, self.direction, self.policy = results, direction, policy
+        self.progress, self.on_error = progress, on_error
+        self.stopped = threading.Event()
+        self._reported: set[int] = set()
 
-    def close(self) -> None:
-        if self.enabled:
-            self.line.close()
+    def begin(self, i: int) -> None:
+        """File ``i`` starts an attempt: its start is reported, or _NotStartedError once the batch stopped."""
+        result = self.results[i]
+        if self.stopped.is_set():
+            result.skipped = True
+            raise _NotStartedError
+        size = os.path.getsize(result.source) if self.direction == "put" and os.path.exists(result.source) \
+            else None
+        self.progress.started(i, result.source, result.destination, size)
+
+    def final(self, i: int) -> bool:
+        """Whether file ``i`` will not be tried again."""
+        result = self.results[i]
+        return result.ok or result.skipped or not isinstance(result.error, TransientRemoteError) \
+            or result.attempts >= self.policy.attempts
+
+    def failed(self, i: int, error: BaseException) -> None:
+        self.results[i].error = error
+        if self.on_error == "stop" and self.final(i):
+            self.stopped.set()
+
+    def report(self, indices: list[int]) -> None:
+        """Report the files among ``indices`` that became final."""
+        for i in indices:
+            result = self.results[i]
+            if i in self._reported or result.skipped or not self.final(i):
+                continue
+            self._reported.add(i)
+            local = result.source if self.direction == "put" else result.destination
+            size = os.path.getsize(local) if self.direction != "remote" and os.path.isfile(local) else None
+            self.progress.finished(result.source, result.destination, result.ok, size)
 
 
 def _single_attempt(fs: RemoteFileSystem) -> RemoteFileSystem:
@@ -111,29 +138,23 @@ class PutRound:
     checksum mismatch is final, and its temporary file is removed).
     """
 
-    def __init__(self, fs: RemoteFileSystem, results: list[TransferResult], pool: ThreadPoolExecutor) -> None:
-        self.fs, self.once, self.results, self.pool = fs, _single_attempt(fs), results, pool
-        self.tmp: dict[int, str] = {}
-        self.size: dict[int, int] = {}
-        self.digest: dict[int, tuple[str, str]] = {}
+    def __init__(self, fs: RemoteFileSystem, batch: Batch, pool: ThreadPoolExecutor) -> None:
+        self.fs, self.once, self.batch, self.pool = fs, _single_attempt(fs), batch, pool
+        self.results = batch.results
+        self.uploads: dict[int, StagedUpload] = {}
 
     def run(self, indices: list[int]) -> None:
-        for i in indices:
-            self.results[i].attempts += 1
         uploaded = self._step(self._upload, indices)
-        checked = self._check_sizes(uploaded, self.tmp)
+        checked = self._check_sizes(uploaded, final=False)
         if self.fs.reports_checksums():
-            checked = self._step(self._check_checksum, checked)
+            checked = self._step(lambda i: self.uploads[i].check_checksum(), checked)
         published = self._step(self._publish, checked)
-        final = {i: self.fs.normpath(self.results[i].destination) for i in published}
-        complete = self._check_sizes(published, final)
+        complete = self._check_sizes(published, final=True)
         if self.fs.record_checksums:
-            complete = self._step(lambda i: self.once.write_record(final[i], self.size[i], self.digest[i]),
-                                  complete)
+            complete = self._step(self._record, complete)
         for i in complete:
             self.results[i].ok, self.results[i].error = True, None
-        failed = [i for i in indices if not self.results[i].ok and i in self.tmp]
-        self._step(lambda i: self.once._discard(self.tmp[i]), failed)
+        self._step(lambda i: self.uploads[i].discard(), [i for i in self.uploads if not self.results[i].ok])
 
     def _step(self, call: Callable[[int], None], indices: list[int]) -> list[int]:
         """``call`` on each index in parallel; returns those that succeeded, records the errors."""
@@ -142,36 +163,49 @@ class PutRound:
             try:
                 call(i)
                 return True
+            except _NotStartedError:
+                return False
             except (RemoteError, OSError) as exc:
-                self.results[i].error = exc
+                self.batch.failed(i, exc)
                 return False
             finally:
                 self.results[i].seconds += time.monotonic() - start
         return [i for i, ok in zip(indices, self.pool.map(attempt, indices), strict=True) if ok]
 
     def _upload(self, i: int) -> None:
+        self.batch.begin(i)
         result = self.results[i]
-        self.size[i] = os.stat(result.source).st_size
-        digest = self.fs.local_digest(result.source)
-        if digest is not None:
-            self.digest[i] = digest
-        directory, basename = posixpath.split(self.fs.normpath(result.destination))
-        self.tmp[i] = tmp = posixpath.join(directory, temporary_name(basename))
+        result.attempts += 1
+        upload = self.uploads[i] = StagedUpload(self.once, result.destination, os.stat(result.source).st_size,
+                                                self.fs.local_digest(result.source),
+                                                f"upload of {result.source} to {result.destination!r}")
         source = "file://" + os.path.abspath(result.source)
-        self.once.run("put", result.destination, lambda base: self.fs.interface.copy(
-            source, self.fs.url(tmp, base=base), True, self.fs.retry.timeout))
-
-    def _check_checksum(self, i: int) -> None:
-        if i in self.digest:
-            self.once._check_checksum(self.tmp[i], self.digest[i], f"upload of {self.results[i].source}", "put")
+        upload.send(lambda base: source)
 
     def _publish(self, i: int) -> None:
-        self.once._publish(self.tmp[i], self.fs.normpath(self.results[i].destination), self.size[i])
+        self.uploads[i].publish()
         if self.fs.cache is not None:
             self.fs.cache.invalidate(self.fs, self.results[i].destination)
 
-    def _check_sizes(self, indices: list[int], paths: dict[int, str]) -> list[int]:
-        """Indices whose ``paths`` have the expected size, with one listing per directory."""
+    def _record(self, i: int) -> None:
+        upload = self.uploads[i]
+        if upload.digest is not None and upload.size is not None:
+            self.once.write_record(upload.path, upload.size, upload.digest)
+
+    def _stat_hidden(self, path: str) -> RemoteStat | None:
+        """The stat of a temporary file missing from its directory's listing, or None.
+
+        nginx's WebDAV modules leave names starting with a dot out of PROPFIND answers, so
+        the hidden temporary files are stat-ed one by one there.
+        """
+        try:
+            return self.once.stat(path)
+        except RemoteError:
+            return None
+
+    def _check_sizes(self, indices: list[int], final: bool) -> list[int]:
+        """Indices whose temporary (or ``final``) files have the expected size, with one listing per directory."""
+        paths = {i: self.uploads[i].path if final else self.uploads[i].tmp for i in indices}
         by_dir: dict[str, list[int]] = {}
         for i in indices:
             by_dir.setdefault(posixpath.dirname(paths[i]), []).append(i)
@@ -181,82 +215,93 @@ class PutRound:
                 listing = self.fs.listdir_stat(directory)
             except RemoteError as exc:
                 for i in members:
-                    self.results[i].error = exc
+                    self.batch.failed(i, exc)
                 continue
             for i in members:
                 found = listing.get(posixpath.basename(paths[i]))
-                if found is not None and found.size == self.size[i]:
+                if found is None and not final:
+                    found = self._stat_hidden(paths[i])
+                error = self.uploads[i].size_error(paths[i], found)
+                if error is None:
                     good.append(i)
                 else:
-                    self.results[i].error = TransientRemoteError(
-                        f"{paths[i]!r} on {self.fs.name!r} has {found.size if found else 'no'} bytes instead of "
-                        f"{self.size[i]} after the upload of {self.results[i].source}", operation="put",
-                        url=self.fs.url(paths[i], "put"))
+                    self.batch.failed(i, error)
         return good
 
 
 def copy_many(fs: RemoteFileSystem, pairs: Iterable[tuple[str, str]], direction: str = "put",
-              parallel: int = 8, progress: bool | None = None, raise_on_failure: bool = True,
+              parallel: int = 8, progress: bool | ProgressCallback | None = None, on_error: str = "raise",
               retry: RetryPolicy | None = None) -> list[TransferResult]:
     """Transfer ``(source, destination)`` pairs in parallel; one :class:`TransferResult` each, in order.
 
     ``direction`` is ``put`` (local path -> path on ``fs``), ``get`` (path on ``fs`` ->
-    local path) or ``remote`` (path -> path, both on ``fs``). ``progress`` draws a bar on
-    stderr (default: only if stderr is a terminal). With ``raise_on_failure``, files that
-    still failed after ``retry.attempts`` rounds raise :class:`~pylaw.errors.TransferFailedError`
-    (which carries all results) after every other file was transferred.
+    local path) or ``remote`` (path -> path, both on ``fs``). ``progress`` is a callback
+    (:mod:`pylaw.target.remote.progress`), or True/False/None for pylaw's bar on stderr
+    (None: only if stderr is a terminal). Files that fail with a transient error are
+    retried in later rounds, up to ``retry.attempts``; ``on_error`` (``raise``,
+    ``collect``, ``stop``: see the module docstring) decides what failures do.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"copy_many direction must be one of {DIRECTIONS}, not {direction!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"copy_many on_error must be one of {ON_ERROR}, not {on_error!r}")
     policy = retry or fs.retry
     results = [TransferResult(str(source), str(destination)) for source, destination in pairs]
     if not results:
         return results
     _prepare(fs, results, direction)
-    operation = _operation(_single_attempt(fs), direction)
-    done: set[int] = set()
-    bar = ProgressBar(len(results), f"{direction} {fs.name}", enabled=progress)
-    pending = list(range(len(results)))
+    callback, bar = make_callback(progress)
+    batch = Batch(results, direction, policy, BatchProgress(callback, len(results), f"{direction} {fs.name}"),
+                  on_error)
+    try:
+        _run_rounds(fs, batch, parallel)
+    finally:
+        if bar is not None:
+            bar.close()
+    failed = [r for r in results if not r.ok and not r.skipped]
+    if failed and on_error != "collect":
+        skipped = sum(r.skipped for r in results)
+        sample = "; ".join(f"{r.source} -> {r.destination}: {r.error}" for r in failed[:3])
+        stop = f"; stopped at the first failure, {skipped} not started" if on_error == "stop" else ""
+        raise TransferFailedError(f"{len(failed)} of {len(results)} transfers ({direction}) on {fs.name!r} "
+                                  f"failed after up to {policy.attempts} attempts each{stop}: {sample}", results)
+    return results
+
+
+def _run_rounds(fs: RemoteFileSystem, batch: Batch, parallel: int) -> None:
+    """Transfer the pending files once per round until none is pending or the attempts are used up."""
+    results, policy = batch.results, batch.policy
+    operation = _operation(_single_attempt(fs), batch.direction)
 
     def transfer(index: int) -> None:
         result = results[index]
+        try:
+            batch.begin(index)
+        except _NotStartedError:
+            return
         result.attempts += 1
         start = time.monotonic()
         try:
             operation(result.source, result.destination)
             result.ok, result.error = True, None
         except (RemoteError, OSError) as exc:
-            result.error = exc
+            batch.failed(index, exc)
         finally:
             result.seconds += time.monotonic() - start
 
-    def report(indices: list[int]) -> None:
-        for i in indices:
-            result = results[i]
-            final = result.ok or not isinstance(result.error, TransientRemoteError)
-            if i not in done and (final or result.attempts >= policy.attempts):
-                done.add(i)
-                bar.advance(result.ok)
-
+    pending = list(range(len(results)))
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="pylaw-transfer") as pool:
         for round_number in range(1, policy.attempts + 1):
             if round_number > 1:
                 time.sleep(policy.backoff(round_number))
-            if direction == "put":
-                PutRound(fs, results, pool).run(pending)
+            if batch.direction == "put":
+                PutRound(fs, batch, pool).run(pending)
             else:
                 list(pool.map(transfer, pending))
-            report(pending)
-            pending = [i for i in pending if not results[i].ok and isinstance(results[i].error, TransientRemoteError)]
+            batch.report(pending)
+            pending = [i for i in pending if not batch.final(i)]
             if not pending:
                 break
-    bar.close()
-    failed = [r for r in results if not r.ok]
-    if failed and raise_on_failure:
-        sample = "; ".join(f"{r.source} -> {r.destination}: {r.error}" for r in failed[:3])
-        raise TransferFailedError(f"{len(failed)} of {len(results)} transfers ({direction}) on {fs.name!r} "
-                                  f"failed after up to {policy.attempts} attempts each: {sample}", results)
-    return results
 
 
 def _remote_leaves(struct: Any) -> list[Any]:
@@ -270,8 +315,9 @@ def _remote_leaves(struct: Any) -> list[Any]:
     return leaves
 
 
-def fetch(struct: Any, local_dir: str, parallel: int | None = None, progress: bool | None = None,
-          only_existing: bool = True) -> list[TransferResult]:
+def fetch(struct: Any, local_dir: str, parallel: int | None = None,
+          progress: bool | ProgressCallback | None = None, only_existing: bool = True,
+          on_error: str = "raise") -> list[TransferResult]:
     """Download the remote files of a target, a collection or a nested structure into ``local_dir``.
 
     Each file lands at ``local_dir/<its remote path>``, so files of different directories
@@ -286,19 +332,19 @@ def fetch(struct: Any, local_dir: str, parallel: int | None = None, progress: bo
     results: list[TransferResult] = []
     for fs, group in _by_filesystem(leaves).items():
         pairs = [(leaf.path, os.path.join(local_dir, leaf.path.lstrip("/"))) for leaf in group]
-        results += fs.copy_many(pairs, "get", parallel=parallel, progress=progress)
+        results += fs.copy_many(pairs, "get", parallel=parallel, progress=progress, on_error=on_error)
     return results
 
 
 def upload(pairs: Iterable[tuple[str, Any]], parallel: int | None = None,
-           progress: bool | None = None) -> list[TransferResult]:
+           progress: bool | ProgressCallback | None = None, on_error: str = "raise") -> list[TransferResult]:
     """Upload ``(local path, RemoteFileTarget)`` pairs, batched per storage element."""
     by_fs: dict[Any, list[tuple[str, str]]] = {}
     for local, target in pairs:
         by_fs.setdefault(target.fs, []).append((local, target.path))
     results: list[TransferResult] = []
     for fs, group in by_fs.items():
-        results += fs.copy_many(group, "put", parallel=parallel, progress=progress)
+        results += fs.copy_many(group, "put", parallel=parallel, progress=progress, on_error=on_error)
     return results
 
 

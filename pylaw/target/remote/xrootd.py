@@ -44,7 +44,7 @@ from pylaw.errors import (
 )
 from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
-from pylaw.target.remote.interface import ADVICE, FileInterface, RemoteStat, redact
+from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 
 INSTALL_HINT = ("the XRootD Python bindings are not installed: on Debian/Ubuntu run "
                 "`apt-get install python3-xrootd` and link XRootD/ and pyxrootd/ into your venv "
@@ -177,13 +177,25 @@ class XRootDInterface(FileInterface):
     bounds a whole copy.
     """
 
+    schemes = SCHEMES
+
     def __init__(self, transfer_timeout: float = 0) -> None:
         self.transfer_timeout = transfer_timeout
         self._fresh_state()
 
+    @classmethod
+    def parse_config(cls, settings: InterfaceSettings) -> dict[str, Any]:
+        """root:// bases only; ``transfer_timeout``. XrdCl itself is configured by ``XRD_*`` variables."""
+        return {**super().parse_config(settings), "transfer_timeout": settings.transfer_timeout}
+
     def _fresh_state(self) -> None:
         self._filesystems: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Drop the XrdCl file-system objects (one per server); new ones are made on use."""
+        with self._lock:
+            self._filesystems = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (targets travel to worker processes); XrdCl objects are per process."""
@@ -328,6 +340,14 @@ class XRootDInterface(FileInterface):
                                          url=redact(what))
             yield chunk
 
+    def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
+        """An XrdCl ``File`` open for reading: the server keeps reading the version opened."""
+        split_url(url)  # refuses other schemes
+        client = import_xrootd()
+        handle = client.File()
+        self._check(handle.open(url, client.flags.OpenFlags.READ, timeout=_seconds(timeout)), "open", url)
+        return XRootDReadHandle(self, url, timeout, handle)
+
     def _read(self, url: str, timeout: float | None, what: str) -> Iterator[bytes]:
         """The bytes of the remote file ``url``, chunk by chunk; opened before the first chunk is asked for."""
         client = import_xrootd()
@@ -364,6 +384,20 @@ class XRootDInterface(FileInterface):
             handle.close(timeout=_seconds(timeout))
             raise
         self._check(handle.close(timeout=_seconds(timeout)), "copy", what)
+
+
+class XRootDReadHandle(ReadHandle):
+    """An open XrdCl ``File``, read at offsets."""
+
+    def __init__(self, interface: XRootDInterface, url: str, timeout: float | None, handle: Any) -> None:
+        self.interface, self.url, self.timeout, self.handle = interface, url, timeout, handle
+
+    def pread(self, offset: int, length: int) -> bytes:
+        return bytes(self.interface._check(self.handle.read(offset, length, timeout=_seconds(self.timeout)),
+                                           "read", self.url))
+
+    def close(self) -> None:
+        self.handle.close(timeout=_seconds(self.timeout))
 
 
 def _seconds(timeout: float | None) -> int:
