@@ -46,6 +46,9 @@ builtin exception they mean, so ``except FileNotFoundError`` keeps working::
     ├── BundleError                (ValueError)   a code bundle for jobs cannot be built
     ├── SubmissionStateError       (ValueError)   the submission state file is unreadable
     ├── SubmissionLockedError      (RuntimeError) another process submits and polls the same workflow
+    ├── CredentialError            (RuntimeError) a grid proxy or token cannot be used (pylaw.job.credentials)
+    │   ├── CredentialNotFoundError (FileNotFoundError) none where the grid tools look
+    │   └── CredentialLifetimeError                expired, or ends before the jobs can
     └── RemoteWorkflowFailedError  (RuntimeError) more branches failed than tolerance allows
 
 Messages say what failed, for what, why, and what to do.
@@ -259,6 +262,19 @@ class SubmissionStateError(PylawError, ValueError):
 
 class SubmissionLockedError(PylawError, RuntimeError):
     """Another process holds the submitter lock of the workflow (it submits and polls its jobs)."""
+
+
+class CredentialError(PylawError, RuntimeError):
+    """A grid credential (X.509 proxy, WLCG token) cannot be used for the jobs: unreadable,
+    malformed, without the VO the computing element needs. Never holds the credential's content."""
+
+
+class CredentialNotFoundError(CredentialError, FileNotFoundError):
+    """No credential where the grid tools look for one (``X509_USER_PROXY``, ``BEARER_TOKEN_FILE``, ...)."""
+
+
+class CredentialLifetimeError(CredentialError):
+    """A credential is expired, or expires before the jobs can end (walltime plus margin)."""
 
 
 class RemoteWorkflowFailedError(PylawError, RuntimeError):

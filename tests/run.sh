@@ -27,6 +27,7 @@ step "virtual environment $venv"
 bash tests/services/install_remote.sh "$venv"
 bash tests/services/install_slurm.sh
 bash tests/services/install_htcondor.sh
+bash tests/services/install_arc.sh
 
 step "Luigi's own test suite (sdist of the installed luigi, cached in .luigi-compat/)"
 "$venv/bin/python" -m tests.luigi_compat.fetch
