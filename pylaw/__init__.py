@@ -37,6 +37,7 @@ _LAZY = {
     "BaseRemoteWorkflow": "pylaw.workflow.remote",
     "SlurmWorkflow": "pylaw.workflow.slurm",
     "HTCondorWorkflow": "pylaw.workflow.htcondor",
+    "ARCWorkflow": "pylaw.workflow.arc",
 }
 
 
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "NOMINAL",
+    "ARCWorkflow",
     "BaseRemoteWorkflow",
     "BaseWorkflow",
     "BytesParameter",
