@@ -49,10 +49,10 @@ class arc(luigi.Config):  # noqa: N801 - the class name is the config section na
     queue = luigi.Parameter(default="", description="the CE's queue; empty: its default")
     runtime_environments = luigi.Parameter(default="", description="runtime environments every job needs")
     xrsl_options = luigi.Parameter(default="", description="more xRSL relations, one 'name = value' per line")
-    grace = DurationParameter(default="3min", description="how long a just-submitted job may be missing "
+    grace = DurationParameter(default="3m", description="how long a just-submitted job may be missing "
                                                           "from arcstat before it counts as lost")
     jobs_per_call = luigi.IntParameter(default=100, description="job descriptions per arcsub call")
-    command_timeout = DurationParameter(default="10min", description="time limit of one ARC client call")
+    command_timeout = DurationParameter(default="10m", description="time limit of one ARC client call")
     vo = luigi.Parameter(default="", description="VO the proxy's VOMS attributes must name; empty: not checked")
     credential = luigi.ChoiceParameter(default="x509", choices=["x509", "token"],
                                        description="the credential jobs are submitted with")

@@ -21,8 +21,10 @@ Run ``python -m tests.services.arc`` to start one and print its client environme
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -176,6 +178,22 @@ class ARCCE:
             time.sleep(0.5)
         raise RuntimeError(f"A-REX at {self.url} published no CE information within {timeout:g} s")
 
+    def accepted_jobs(self) -> dict[str, str]:
+        """Every job this A-REX ever accepted, id -> job name: its accounting database (which keeps
+        cleaned jobs too) and the ``job.<id>.local`` files of the jobs it holds now."""
+        found: dict[str, str] = {}
+        database = self.controldir / "accounting" / "accounting.db"
+        if database.exists():
+            with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as db:
+                found.update(db.execute(
+                    "SELECT a.JobID, COALESCE(e.InfoValue, '') FROM AAR a LEFT JOIN JobExtraInfo e "
+                    "ON e.RecordID = a.RecordID AND e.InfoKey = 'jobname'").fetchall())
+        for local in self.controldir.glob("job.*.local"):
+            job_id = local.name[4:-6]
+            names = [line[8:] for line in _read(local).splitlines() if line.startswith("jobname=")]
+            found[job_id] = names[0] if names else found.get(job_id, "")
+        return found
+
     def jobs(self) -> list[str]:
         """A-REX's own list of the jobs it holds: the ids in its control directory (``job.<id>.status``)."""
         found = []
@@ -198,6 +216,13 @@ class ARCCE:
                 process.wait(10)
         self.processes = []
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:  # cleaned meanwhile
+        return ""
 
 
 def _run(*argv: object) -> None:
