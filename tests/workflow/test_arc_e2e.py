@@ -132,7 +132,7 @@ def test_twenty_branches_two_per_job_with_a_flaky_branch(run):
 
 
 def test_kill_9_then_rerun_reattaches_without_duplicates(run):
-    proc = run.popen("--n", "6", "--tasks-per-job", "2", "--sleep", "8", "--tag", "kill")
+    proc = run.popen("--n", "6", "--tasks-per-job", "2", "--sleep", "4", "--tag", "kill")
 
     def submitted() -> bool:
         try:
@@ -147,7 +147,7 @@ def test_kill_9_then_rerun_reattaches_without_duplicates(run):
         proc.wait()
     before = run.arex_jobs()
     assert len(before) == 3
-    result = run.run("--n", "6", "--tasks-per-job", "2", "--sleep", "8", "--tag", "kill")
+    result = run.run("--n", "6", "--tasks-per-job", "2", "--sleep", "4", "--tag", "kill")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(run.outputs("kill")) == list(range(6))
     assert run.arex_jobs() == before, "the rerun reattached: A-REX accepted no job twice"
