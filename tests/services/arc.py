@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -215,7 +216,25 @@ class ARCCE:
                 process.kill()
                 process.wait(10)
         self.processes = []
+        self._kill_leftover_jobs()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_leftover_jobs(self) -> None:
+        """Job processes still running in our session directory (started by this A-REX's fork LRMS).
+
+        The fork LRMS's cancel leaves a killed job's processes running (seen with ARC 6.17:
+        A-REX drops the job, its ``sleep`` goes on), so they are found by their working
+        directory and killed by PID here.
+        """
+        session = str(self.root / "session")
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if cwd.startswith(session + "/"):
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
 
 
 def _read(path: Path) -> str:

@@ -164,6 +164,8 @@ def test_cancel_jobs_leaves_no_job_behind(run):
     wait_for(lambda: not (set(accepted) & set(run.ce.jobs())), timeout=60, what="A-REX to drop the killed jobs")
     assert {r["status"] for r in run.state("cancel")["jobs"].values()} == {"cancelled"}
     assert run.outputs("cancel") == {}
+    # Not asserted: that the jobs' processes ended. A-REX 6.17's fork LRMS drops a killed job from
+    # its records but leaves its processes running; the fixture kills them when it stops.
 
 
 @pytest.mark.parametrize("kind", ["expired", "short"])
