@@ -38,6 +38,7 @@ _LAZY = {
     "SlurmWorkflow": "pylaw.workflow.slurm",
     "HTCondorWorkflow": "pylaw.workflow.htcondor",
     "GliteWorkflow": "pylaw.workflow.glite",
+    "ARCWorkflow": "pylaw.workflow.arc",
 }
 
 
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "NOMINAL",
+    "ARCWorkflow",
     "BaseRemoteWorkflow",
     "BaseWorkflow",
     "BytesParameter",

@@ -38,7 +38,8 @@ BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
     "htcondor": (("pool", "schedd", "requirements", "request_cpus", "request_memory", "request_disk", "universe",
                   "container_image", "accounting_group", "submit_options", "file_transfer", "max_cluster_size"),
                  "pylaw.HTCondorWorkflow"),
-    "arc": (("endpoint",), ""),
+    "arc": (("endpoint", "queue", "runtime_environments", "xrsl_options", "grace", "jobs_per_call", "command_timeout",
+             "vo", "credential", "credential_margin", "credential_warn"), "pylaw.ARCWorkflow"),
     "glite": (("endpoint", "vo", "cerequirements", "retrieve_output", "submit_threads", "command_timeout",
                "proxy_margin", "proxy_warning"), "pylaw.GliteWorkflow"),
 }

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -211,13 +212,17 @@ def _check_voms(info: CredentialInfo, runner: CommandRunner) -> CredentialInfo:
 
 def _tool_lines(runner: CommandRunner, tool: str, path: str, args: tuple[str, ...]) -> list[str]:
     """Non-empty output lines of a VOMS reader; FileNotFoundError when the tool is not installed."""
-    argv = [tool, "-P", path, *args] if tool == "arcproxy" else [tool, "-file", path, *args]
-    try:
-        result = runner.run(argv, check=False)
-    except CommandError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):  # not installed: try the next reader
-            raise FileNotFoundError(tool) from None
-        raise CredentialError(f"{tool} could not read {path}: {exc}") from None
+    with tempfile.NamedTemporaryFile("w", prefix="pylaw-arcproxy-", suffix=".conf") as conf:
+        # arcproxy writes ~/.arc/client.conf unless given a config (an empty one: /dev/null is refused)
+        conf.write("[common]\n")
+        conf.flush()
+        argv = [tool, "-z", conf.name, "-P", path, *args] if tool == "arcproxy" else [tool, "-file", path, *args]
+        try:
+            result = runner.run(argv, check=False)
+        except CommandError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):  # not installed: try the next reader
+                raise FileNotFoundError(tool) from None
+            raise CredentialError(f"{tool} could not read {path}: {exc}") from None
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
 

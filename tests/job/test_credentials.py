@@ -142,7 +142,8 @@ def test_directory_instead_of_a_proxy(tmp_path, ca):
 # --- VOMS ----------------------------------------------------------------------------
 
 
-def test_vo_from_the_attribute_certificate_and_its_shorter_end(proxies, ca):
+def test_vo_from_the_attribute_certificate_and_its_shorter_end(proxies, ca, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # arcproxy writes ~/.arc/client.conf unless given a config
     env = proxy_env(proxies["voms"], ca)
     plain = require_credentials(2 * HOUR, environ=env)  # the proxy lives 3 h
     assert plain.vos == () and plain.remaining() > 2.9 * HOUR
@@ -151,6 +152,7 @@ def test_vo_from_the_attribute_certificate_and_its_shorter_end(proxies, ca):
     assert 0.9 * HOUR < with_vo.remaining() <= HOUR  # the AC's hour, not the proxy's three
     with pytest.raises(CredentialLifetimeError, match="the jobs need 2 h 00 min"):
         require_credentials(2 * HOUR, vo="testvo", environ=env)
+    assert not (tmp_path / ".arc").exists()
 
 
 def test_wrong_or_missing_vo_is_refused(proxies, ca):

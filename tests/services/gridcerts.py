@@ -46,7 +46,6 @@ class TestCA:
                   "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         shutil.copy(self.cert, self.certdir / "pylaw-test-ca.pem")
         self._run("openssl", "rehash", self.certdir)
-        (self.dir / "ext.cnf").write_text(_EXTENSIONS)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "X509_CERT_DIR": str(self.certdir), "HOME": str(self.home)}
@@ -58,13 +57,19 @@ class TestCA:
             raise RuntimeError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
         return proc.stdout
 
-    def issue(self, name: str, cn: str, days: int = 10) -> tuple[Path, Path]:
-        """(certificate, key) of a new end-entity certificate ``/DC=org/DC=pylaw-test/CN=<cn>``."""
+    def issue(self, name: str, cn: str, days: int = 10, host: bool = False) -> tuple[Path, Path]:
+        """(certificate, key) of a new end-entity certificate ``/DC=org/DC=pylaw-test/CN=<cn>``.
+
+        A ``host`` certificate names ``cn`` as its DNS name too (TLS clients check it).
+        """
         cert, key, csr = (self.dir / f"{name}-cert.pem", self.dir / f"{name}-key.pem", self.dir / f"{name}.csr")
+        extensions = self.dir / f"{name}.cnf"
+        extensions.write_text(_EXTENSIONS + (f"subjectAltName=DNS:{cn}\nextendedKeyUsage=serverAuth,clientAuth\n"
+                                             if host else ""))
         self._run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
                   "-subj", f"/DC=org/DC=pylaw-test/CN={cn}")
         self._run("openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
-                  "-out", cert, "-days", str(days), "-extfile", self.dir / "ext.cnf")
+                  "-out", cert, "-days", str(days), "-extfile", extensions)
         key.chmod(0o400)
         return cert, key
 

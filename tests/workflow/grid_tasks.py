@@ -18,6 +18,7 @@ import luigi
 import pylaw
 from pylaw.parameter import CSVParameter
 from pylaw.target.remote import RemoteFileTarget
+from pylaw.workflow.arc import ARCWorkflow
 from pylaw.workflow.htcondor import HTCondorWorkflow
 from pylaw.workflow.local import LocalWorkflow
 from pylaw.workflow.slurm import SlurmWorkflow
@@ -47,7 +48,8 @@ class GridBody:
             "branch": self.branch, "square": self.branch_data**2, "tag": self.tag,
             "python": list(sys.version_info[:2]), "executable": sys.executable,
             "pylaw": os.path.realpath(pylaw.__file__), "luigi": os.path.realpath(luigi.__file__),
-            "condor_job": condor_job(), "slurm_job": os.environ.get("SLURM_JOB_ID", ""), "cwd": os.getcwd()})
+            "condor_job": condor_job(), "slurm_job": os.environ.get("SLURM_JOB_ID", ""), "cwd": os.getcwd(),
+            "arc_job": os.environ.get("GRID_GLOBAL_JOBID", ""), "uid": os.getuid()})
 
 
 # One class per remote backend: a class with both mixins submits through the first one's
@@ -58,4 +60,8 @@ class GridSquare(GridBody, pylaw.Task, LocalWorkflow, HTCondorWorkflow):  # type
 
 
 class GridSquareSlurm(GridBody, pylaw.Task, LocalWorkflow, SlurmWorkflow):  # type: ignore[misc]
+    pass
+
+
+class GridSquareARC(GridBody, pylaw.Task, LocalWorkflow, ARCWorkflow):  # type: ignore[misc]
     pass

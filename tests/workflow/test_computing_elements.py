@@ -79,7 +79,7 @@ def test_local_ce_runs_here(tmp_path):
     (["--ce", "testslurm"], ["Local cannot run on --ce testslurm (a slurm computing element)",
                              "add pylaw.SlurmWorkflow to its base classes"]),
     (["--ce", "pool"], ["Local cannot run on --ce pool", "add pylaw.HTCondorWorkflow to its base classes"]),
-    (["--ce", "grid"], ["no arc backend yet"]),
+    (["--ce", "grid"], ["Local cannot run on --ce grid", "add pylaw.ARCWorkflow to its base classes"]),
     (["--ce", "here", "--workflow", "slurm"], ["--workflow slurm contradicts --ce here"]),
 ])
 def test_bad_choices_are_clear_errors(tmp_path, args, words):
