@@ -32,7 +32,7 @@ from typing import Any
 
 from luigi.task import flatten
 
-from pylaw import config
+from pylaw import config, provenance
 from pylaw.errors import PylawError, UsageError
 from pylaw.job.branch import EXIT_OK, EXIT_USAGE, make_task, parse, run_task
 from pylaw.job.queuestore import open_store
@@ -78,13 +78,27 @@ def staged(task: Any, stage: str) -> Iterator[str]:
 
 
 def publish(stage: str, real: str) -> None:
-    """Move every staged file to the same place under ``real`` (each an atomic rename, same file system)."""
+    """Move every staged file to the same place under ``real`` (each an atomic rename, same file system),
+    then the branch's provenance record, with the staged paths in it made the real ones."""
     for directory, _, names in os.walk(stage):
         target_dir = os.path.join(real, os.path.relpath(directory, stage))
         os.makedirs(target_dir, exist_ok=True)
         for name in names:
             os.replace(os.path.join(directory, name), os.path.join(target_dir, name))
+    records = provenance.log_path(stage)
+    if os.path.exists(records):
+        with open(records) as f:
+            text = f.read().replace(stage, real)
+        os.makedirs(os.path.dirname(provenance.log_path(real)), exist_ok=True)
+        with open(provenance.log_path(real), "a") as f:
+            f.write(text)  # one append: lines of concurrent writers never interleave
+    discard(stage)
+
+
+def discard(stage: str) -> None:
+    """Remove a staged result and its provenance record (a loser's, or a failed branch's)."""
     shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(os.path.dirname(provenance.log_path(stage)), ignore_errors=True)
 
 
 class Pilot:
@@ -101,6 +115,9 @@ class Pilot:
         self.durations: list[float] = []
         self.renewer = Renewer(queue, pilot_id)
 
+    def staging(self) -> str:
+        return os.path.join(config.store_root(), STAGING, self.id)
+
     def time_left(self) -> bool:
         """Whether another chunk fits before the walltime (with a margin of a lease and three branches)."""
         if self.walltime <= 0:
@@ -116,6 +133,8 @@ class Pilot:
             reason = self.loop()
         finally:
             self.renewer.stopped.set()
+        for directory in (self.staging(), os.path.dirname(provenance.log_path(self.staging()))):
+            shutil.rmtree(directory, ignore_errors=True)  # what is left of this pilot's stages: empty dirs
         self.record.update(ended=time.time(), reason=reason)
         self.queue.record_pilot(self.id, self.record)
         return reason
@@ -146,7 +165,7 @@ class Pilot:
         start = time.time()
         module, family, values = self.task_args
         task = make_task(module, family, {**values, "branch": str(lease.branch)})
-        stage = os.path.join(config.store_root(), STAGING, self.id, lease.name)
+        stage = os.path.join(self.staging(), lease.name)
         with staged(task, stage) as real:
             code = run_task(task)
             unstaged = [str(t) for t in flatten(task.output())
@@ -156,7 +175,7 @@ class Pilot:
         if unstaged:  # a path the redirection missed: the result is still correct, just not staged
             print(f"pylaw-pilot: outputs of branch {lease.branch} outside its store dir: {unstaged[:3]}")
         if code != EXIT_OK:
-            shutil.rmtree(stage, ignore_errors=True)
+            discard(stage)
             self.queue.fail(self.id, lease, f"exit code {code}")
             self.record["failed"].append(lease.branch)
             print(f"pylaw-pilot: branch {lease.branch} failed rc={code}", flush=True)
@@ -165,7 +184,7 @@ class Pilot:
             self.record["completed"].append(lease.branch)
             print(f"pylaw-pilot: branch {lease.branch} ok", flush=True)
         else:  # another pilot took the branch over and completed it, or will: its result wins
-            shutil.rmtree(stage, ignore_errors=True)
+            discard(stage)
             self.record["discarded"].append(lease.branch)
             print(f"pylaw-pilot: branch {lease.branch} discarded (lease {lease.epoch} superseded)", flush=True)
 

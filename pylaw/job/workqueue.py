@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,18 +190,14 @@ class WorkQueue:
 
     # -- pilots --------------------------------------------------------------------
 
-    def claim(self, pilot: str, limit: int, rng: random.Random | None = None) -> list[Lease]:
-        """Lease up to ``limit`` claimable branches. Pilots start at random places in the list, so
-        that many of them claiming at once rarely race for the same branch (a lost race costs one
-        failed create, not a wrong result)."""
+    def claim(self, pilot: str, limit: int) -> list[Lease]:
+        """Lease up to ``limit`` claimable branches, in branch-map order (first in, first out: long
+        branches put first run first). Pilots claiming at once race for the same names; a lost race
+        costs one refused create, and the loser tries the next branch."""
         snapshot = self.snapshot()
-        candidates = snapshot.claimable()
-        if not candidates:
-            return []
-        start = (rng or random).randrange(len(candidates))
-        leases = []
+        leases: list[Lease] = []
         body = json.dumps({"pilot": pilot, "time": snapshot.now}).encode()
-        for branch in candidates[start:] + candidates[:start]:
+        for branch in snapshot.claimable():
             lease = Lease(branch, snapshot.views.get(branch, BranchView()).epoch + 1)
             if self.store.create(f"claims/{lease.name}", body):
                 leases.append(lease)
