@@ -44,11 +44,11 @@ EXIT_NO_QUEUE = 3
 STAGING = ".pylaw-staging"
 
 
-class Renewer(threading.Thread):
-    """Renews the leases a pilot holds, until stopped. A pilot frozen or killed stops renewing with it."""
+class Renewer:
+    """Renews the leases a pilot holds, in a thread, until stopped. A pilot frozen or killed stops renewing."""
 
     def __init__(self, queue: WorkQueue, pilot: str) -> None:
-        super().__init__(daemon=True, name="pylaw-lease-renewer")
+        self.thread = threading.Thread(target=self.run, daemon=True, name="pylaw-lease-renewer")
         self.queue, self.pilot = queue, pilot
         self.held: set[Lease] = set()
         self.lock = threading.Lock()
@@ -128,7 +128,7 @@ class Pilot:
 
     def run(self) -> str:
         self.queue.record_pilot(self.id, self.record)
-        self.renewer.start()
+        self.renewer.thread.start()
         try:
             reason = self.loop()
         finally:

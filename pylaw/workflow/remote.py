@@ -122,9 +122,14 @@ class RemoteWorkflowProxy(WorkflowProxy):
             self.run_pilots()
             return
         manager = task.remote_job_manager()
+        state = self.load_state()
+        if state.pilots and any(r.status.open for r in state.jobs.values()):
+            raise SubmissionStateError(
+                f"{state.target.path} tracks pilot jobs of {task.get_task_family()} that are still open: rerun "
+                f"with --pilots {state.pilots.get('count', 1)} to reattach, or --cancel-jobs them first")
         poller = JobPoller(
             manager=manager, factory=task.remote_job_file_factory(),
-            context=task.remote_job_context(manager.capabilities.shared_filesystem), state=self.load_state(),
+            context=task.remote_job_context(manager.capabilities.shared_filesystem), state=state,
             branches=task.branch_numbers(),
             existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)

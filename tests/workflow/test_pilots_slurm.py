@@ -117,3 +117,24 @@ def test_unequal_branches_end_with_the_pilots_finishing_together(tmp_path, slurm
     tolerance = 0.35
     assert static > tolerance, f"static binding would end {static:.0%} apart: the check would fail for it"
     assert late < tolerance, f"the pilots ended {late:.0%} of the run apart (static binding: {static:.0%})"
+
+
+def test_kill_9_of_the_submitter_then_rerun_reattaches_to_the_running_pilots(tmp_path, slurm_cluster):  # noqa: F811
+    before, env = {job[0] for job in slurm_cluster.jobs()}, environment(tmp_path, slurm_cluster)
+    args = ("--n", "60", "--sleep", "0.2", "--pilots", "3", "--pilot-lease", "5s")
+    submitter = subprocess.Popen(command(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([s for s in pilot_jobs(slurm_cluster, before).values()
+                                                   if s == "RUNNING"]) < 3:
+            time.sleep(0.2)
+    finally:
+        submitter.send_signal(signal.SIGKILL)
+        submitter.wait(10)
+    running = pilot_jobs(slurm_cluster, before)
+    assert len(running) == 3, running
+    result = subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(outputs(str(tmp_path / "store"))) == list(range(60))
+    assert set(pilot_jobs(slurm_cluster, before)) == set(running), "the rerun submitted no pilot: it reattached"
+    check_exactly_once(queue_of(job_dir(tmp_path)), 60)
