@@ -10,11 +10,11 @@ stamped them, so the pilots' clocks need not agree).
   file system). Exclusive create is ``link(2)`` of a complete temporary file: atomic, and
   a reader never sees a half-written file. Needs a file system whose ``link`` is atomic
   (local disks, NFSv3+, Lustre, GPFS; not some FUSE file systems).
-- :class:`RemoteQueueStore`: a directory on a storage element through pylaw's file
+- :class:`RemoteQueueStore`: a directory on a storage element through pylaw's XRootD file
   interface, for pilots that share no file system with the submitter. Exclusive create is
-  an upload opened with XRootD's ``kXR_new`` flag, which the server refuses atomically if
-  the file exists. WebDAV through GFAL2 checks and then writes (two requests, a race), so
-  it is refused as a queue store.
+  the rename of a complete private directory onto the entry's name, which the server's
+  rename(2) refuses atomically when the name is taken. WebDAV through GFAL2 promises no
+  such operation, so it is refused as a queue store.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import tempfile
 import time
 import uuid
 
-from pylaw.errors import ConfigError, RemoteFileExistsError, RemoteFileNotFoundError
+from pylaw.errors import ConfigError, RemoteDirectoryNotEmptyError, RemoteFileExistsError, RemoteFileNotFoundError
 from pylaw.target.remote.interface import FileInterface
 
 
@@ -123,15 +123,25 @@ class LocalQueueStore(QueueStore):
 
 
 class RemoteQueueStore(QueueStore):
-    """A queue in a directory of a storage element (``root://host//path``), through a file interface."""
+    """A queue in a directory of a storage element (``root://host//path``), through a file interface.
+
+    Every entry is a *directory* holding one file, ``data``. Exclusive create builds a private
+    directory ``.tmp-<random>/data`` and renames it to the entry's name: the server's rename(2)
+    moves a directory onto a missing name, and refuses a non-empty one ("directory not empty"),
+    atomically. (XRootD's ``kXR_new`` open flag is no such compare-and-swap: the server checks
+    with ``lstat`` and then opens with ``O_CREAT|O_TRUNC``, so two clients can both create,
+    the second truncating the first, which this module's tests saw happen; and its mkdir
+    accepts an existing directory.) Replacing writes ``data`` anew by a file rename inside
+    the entry, which also renews the entry's mtime, the lease clock.
+    """
 
     def __init__(self, url: str, interface: FileInterface, scratch: str = "") -> None:
         from pylaw.target.remote.xrootd import XRootDInterface
 
         if not isinstance(interface, XRootDInterface):
-            raise ConfigError(f"the pilot queue {url} needs a storage interface with an atomic exclusive create "
-                              f"(XRootD's kXR_new); {type(interface).__name__} checks and then writes, so two "
-                              f"pilots could both claim a branch: use a root:// storage element with "
+            raise ConfigError(f"the pilot queue {url} needs a storage interface whose rename refuses a non-empty "
+                              f"directory atomically (XRootD's); {type(interface).__name__} does not promise "
+                              f"it, so two pilots could both claim a branch: use a root:// storage element with "
                               f"interface = xrootd, or a shared file system")
         self.url = url.rstrip("/")
         self.interface = interface
@@ -142,12 +152,12 @@ class RemoteQueueStore(QueueStore):
     def location(self) -> str:
         return self.url
 
-    def _upload(self, name: str, data: bytes, overwrite: bool) -> None:
+    def _upload(self, url: str, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix="pylaw-queue-", dir=self.scratch)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            self.interface.copy(f"file://{tmp}", f"{self.url}/{name}", overwrite=overwrite)
+            self.interface.copy(f"file://{tmp}", url, overwrite=True)
         finally:
             os.unlink(tmp)
 
@@ -156,24 +166,30 @@ class RemoteQueueStore(QueueStore):
             self.interface.mkdir(f"{self.url}/{directory}".rstrip("/"), parents=True)
 
     def create(self, name: str, data: bytes) -> bool:
+        parent, _, _ = name.rpartition("/")
+        tmp = f"{self.url}/{parent + '/' if parent else ''}.tmp-{uuid.uuid4().hex}"
+        self.interface.mkdir(tmp, parents=False)
+        self._upload(f"{tmp}/data", data)
         try:
-            self._upload(name, data, overwrite=False)
-        except RemoteFileExistsError:
+            self.interface.rename(tmp, f"{self.url}/{name}")  # the compare-and-swap
+        except (RemoteDirectoryNotEmptyError, RemoteFileExistsError):
+            self.interface.unlink(f"{tmp}/data")
+            self.interface.rmdir(tmp)
             return False
         return True
 
     def replace(self, name: str, data: bytes) -> None:
-        # an upload to a temporary name and a rename: the server replaces the file in one step
-        tmp = f"{name}.tmp-{uuid.uuid4().hex[:8]}"
-        self._upload(tmp, data, overwrite=True)
-        self.interface.rename(f"{self.url}/{tmp}", f"{self.url}/{name}")
+        self.create(name, data)  # the first write of an entry (a pilot's record); else it exists already
+        tmp = f"{self.url}/{name}/.tmp-{uuid.uuid4().hex[:8]}"
+        self._upload(tmp, data)
+        self.interface.rename(tmp, f"{self.url}/{name}/data")  # a file over a file: replaced in one step
 
     def read(self, name: str) -> bytes | None:
         fd, tmp = tempfile.mkstemp(prefix="pylaw-queue-", dir=self.scratch)
         os.close(fd)
         os.unlink(tmp)
         try:
-            self.interface.copy(f"{self.url}/{name}", f"file://{tmp}", overwrite=False)
+            self.interface.copy(f"{self.url}/{name}/data", f"file://{tmp}", overwrite=False)
         except RemoteFileNotFoundError:
             return None
         try:
@@ -184,11 +200,11 @@ class RemoteQueueStore(QueueStore):
 
     def listing(self, directory: str) -> dict[str, float]:
         stats = self.interface.listdir_stat(f"{self.url}/{directory}")
-        return {name: stat.mtime for name, stat in stats.items() if ".tmp-" not in name and not stat.is_dir}
+        return {name: stat.mtime for name, stat in stats.items() if not name.startswith(".tmp-") and stat.is_dir}
 
     def now(self) -> float:
         """The server's clock: the mtime it gives a file written just now (one upload and one stat)."""
-        self._upload(self.clock_name, b"", overwrite=True)
+        self._upload(f"{self.url}/{self.clock_name}", b"")
         return self.interface.stat(f"{self.url}/{self.clock_name}").mtime
 
 
