@@ -8,6 +8,7 @@ and Slurm's own job list.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -95,7 +96,10 @@ def test_a_pilot_killed_mid_way_loses_and_duplicates_nothing(tmp_path, slurm_clu
     assert all(ledger["done"][b]["pilot"] != victim["id"] for b in retaken)
     assert all(done[b]["pilot"] == ledger["done"][b]["pilot"] for b in done), "each output is its winner's"
     states = pilot_jobs(slurm_cluster, before)
-    (victim_job,) = [j for j in states if j.endswith(f"_{victim['id'].partition('.')[0]}")]
+    with open(os.path.join(job_dir(tmp_path), "submission.json")) as f:
+        record = json.load(f)["jobs"][victim["id"].partition(".")[0]]
+    victim_job = record["job_id"] or record["history"][-1]["job_id"]
+    assert record["status"] == "given_up", "the submitter saw the pilot fail"
     assert states[victim_job] == "FAILED", f"Slurm saw the pilot die: {states}"
 
 
