@@ -48,3 +48,14 @@ def static_spread(durations: dict[int, float], pilots: int) -> float:
     order = sorted(durations)
     sums = [sum(durations[b] for b in order[i:i + size]) for i in range(0, len(order), size)]
     return spread(sums, 0.0)
+
+
+def busy_pilot(queue: WorkQueue) -> dict | None:
+    """A running pilot that completed two branches and holds a live lease now (killing it loses work)."""
+    snapshot = queue.snapshot()
+    holders = set()
+    for branch, view in snapshot.views.items():
+        if snapshot.status(branch) == "leased":
+            holders.add(json.loads(queue.store.read(f"claims/{branch}.{view.epoch}") or b"{}").get("pilot"))
+    busy = [r for r in queue.pilots().values() if len(r["completed"]) >= 2 and not r["ended"] and r["id"] in holders]
+    return busy[0] if busy else None

@@ -15,7 +15,7 @@ import time
 
 from tests.services._process import require_module
 from tests.workflow.htcondor_e2e_helpers import wait_for
-from tests.workflow.pilot_checks import check_exactly_once, outputs, queue_of, spread, static_spread
+from tests.workflow.pilot_checks import busy_pilot, check_exactly_once, outputs, queue_of, spread, static_spread
 from tests.workflow.test_htcondor_e2e import Run, new_jobs, pool  # noqa: F401 - the module's pool fixture
 
 htcondor2 = require_module("htcondor2")
@@ -50,15 +50,11 @@ def test_a_pilot_removed_mid_way_loses_and_duplicates_nothing(pool):  # noqa: F8
     run, before = PilotRun(pool), set(pool.jobs())
     proc = run.popen("--n", "40", "--sleep", "0.3", "--pilots", "3", "--pilot-lease", "3s", "--pilot-chunk", "2")
     try:
-        def busy_pilot():
+        def victim_pilot():
             dirs = glob.glob(os.path.join(run.store, "Uneven", "v1", "*", "_pylaw_htcondor_jobs", "submission.json"))
-            if not dirs:
-                return None
-            records = queue_of(os.path.dirname(dirs[0])).pilots()
-            busy = [r for r in records.values() if len(r["completed"]) >= 2 and not r["ended"]]
-            return busy[0] if busy else None
+            return busy_pilot(queue_of(os.path.dirname(dirs[0]))) if dirs else None
 
-        victim = wait_for(busy_pilot, timeout=90, what="a pilot with two branches done")
+        victim = wait_for(victim_pilot, timeout=90, what="a pilot with two branches done and a lease held")
         (victim_job,) = [job_id for job_id, ad in new_jobs(pool, before, prefix="pylaw_Uneven_").items()
                          if ad["ProcId"] == int(victim["id"].partition(".")[0]) and ad["JobStatus"] in (1, 2)]
         pool.schedd().act(htcondor2.JobAction.Remove, [victim_job], ("removed by the test: a lost pilot", 0))

@@ -16,7 +16,7 @@ import sys
 import time
 
 from tests.services.slurm import slurm_cluster  # noqa: F401 - the fixture
-from tests.workflow.pilot_checks import check_exactly_once, outputs, queue_of, spread, static_spread
+from tests.workflow.pilot_checks import busy_pilot, check_exactly_once, outputs, queue_of, spread, static_spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -76,9 +76,7 @@ def test_a_pilot_killed_mid_way_loses_and_duplicates_nothing(tmp_path, slurm_clu
             time.sleep(0.3)
             dirs = glob.glob(str(tmp_path / "store" / "Uneven" / "v1" / "*" / "_pylaw_slurm_jobs"))
             if dirs and os.path.exists(os.path.join(dirs[0], "submission.json")):
-                records = queue_of(dirs[0]).pilots()
-                busy = [r for r in records.values() if len(r["completed"]) >= 2 and not r["ended"]]
-                victim = busy[0] if busy else None
+                victim = busy_pilot(queue_of(dirs[0]))
         assert victim is not None, "no pilot got going"
         os.kill(victim["pid"], signal.SIGKILL)
         out, _ = submitter.communicate(timeout=120)
