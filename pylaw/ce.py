@@ -29,7 +29,7 @@ from pylaw.errors import ConfigError, UnknownComputingElementError
 SECTION_PREFIX = "ce:"
 
 #: keys every computing element may set, whatever its type
-COMMON_KEYS = ("type", "walltime", "memory", "setup_file", "venv", "software", "worker_python")
+COMMON_KEYS = ("type", "walltime", "memory", "setup_file", "venv", "software", "worker_python", "pilot_queue")
 
 #: the keys each type adds, and the mixin a workflow class needs to run there ("": no backend yet)
 BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -61,19 +61,25 @@ def make_task(module: str, family: str, values: dict[str, str | bool]) -> Any:
     return cls(**kwargs)
 
 
-def main(argv: Sequence[str]) -> int:
-    force_workflow_type("local", LocalWorkflowProxy)
-    try:
-        task = make_task(*parse(argv))
-    except UsageError as exc:
-        print(f"pylaw-job: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    failures: list[BaseException] = []
-    luigi.Task.event_handler(luigi.Event.FAILURE)(lambda _, exc: failures.append(exc))
+_failures: list[BaseException] = []
+
+
+def _record_failure(_: Any, exc: BaseException) -> None:
+    _failures.append(exc)
+
+
+def run_task(task: Any) -> int:
+    """Run one branch task with a local scheduler and check its outputs: an exit code of this module.
+
+    Shared by this module (one branch per process) and by pilot jobs (:mod:`pylaw.job.pilot`,
+    many branches in one process), so both judge a branch the same way.
+    """
+    luigi.Task.event_handler(luigi.Event.FAILURE)(_record_failure)  # a set: registered once however often
+    del _failures[:]
     result = luigi.build([task], local_scheduler=True, detailed_summary=True)
     if not result.scheduling_succeeded:
         print(f"pylaw-job: {task} failed:\n{result.summary_text}", file=sys.stderr)
-        if failures and all(isinstance(exc, MissingOutputError) for exc in failures):
+        if _failures and all(isinstance(exc, MissingOutputError) for exc in _failures):
             return EXIT_OUTPUTS  # it ran, but did not write what it declares
         return EXIT_TASK
     missing = [str(target) for target in flatten(task.output()) if not target.exists()]
@@ -82,6 +88,15 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_OUTPUTS
     return EXIT_OK
 
+
+def main(argv: Sequence[str]) -> int:
+    force_workflow_type("local", LocalWorkflowProxy)
+    try:
+        task = make_task(*parse(argv))
+    except UsageError as exc:
+        print(f"pylaw-job: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_task(task)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -190,6 +190,10 @@ class JobPoller:
             if unowned:
                 self.state.save()
             return
+        self.submit_records(queued)
+
+    def submit_records(self, queued: list[JobRecord]) -> None:
+        """Render and submit ``queued`` records, saving them as ``submitting`` before the call."""
         requests = [JobRequest(r.key, tuple(r.branches), r.attempt) for r in queued]
         caps = self.manager.capabilities
         per_file = caps.max_array_size if caps.arrays else 1

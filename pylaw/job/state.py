@@ -86,6 +86,9 @@ class SubmissionState:
     next_key: int = 0
     closed: bool = False       # the poll loop ended: a new run starts a fresh submission
     past: list[dict[str, Any]] = field(default_factory=list)  # records of earlier, closed submissions
+    #: pilot mode only (``--pilots N``): ``{"queue": location of the work queue, "count": N}``; its records
+    #: are pilots (``branches`` empty), the queue knows which branch ran where
+    pilots: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, target: LocalFileTarget, workflow_type: str) -> SubmissionState:
@@ -109,10 +112,12 @@ class SubmissionState:
                 f"--workflow {workflow_type}; finish or --cancel-jobs those first")
         next_key = int(data.get("next_key", len(jobs)))
         past = list(data.get("past", []))
-        state = cls(target, workflow_type, jobs, next_key, bool(data.get("closed")), past)
+        state = cls(target, workflow_type, jobs, next_key, bool(data.get("closed")), past,
+                    dict(data.get("pilots", {})))
         if state.closed:  # a fresh submission that remembers what the earlier ones did
             finished = {"workflow_type": data.get("workflow_type"),
-                        "jobs": {key: record.to_json() for key, record in jobs.items()}}
+                        "jobs": {key: record.to_json() for key, record in jobs.items()},
+                        **({"pilots": state.pilots} if state.pilots else {})}
             return cls(target, workflow_type, next_key=state.next_key, past=[*past, finished][-PAST_KEPT:])
         return state
 
@@ -120,6 +125,8 @@ class SubmissionState:
         data = {"format": FORMAT, "workflow_type": self.workflow_type, "next_key": self.next_key,
                 "closed": self.closed, "jobs": {key: record.to_json() for key, record in self.jobs.items()},
                 "past": self.past}
+        if self.pilots:  # absent otherwise: files of ordinary submissions are unchanged
+            data["pilots"] = self.pilots
         with self.target.open("w") as f:
             json.dump(data, f, indent=1)
 

@@ -4,7 +4,9 @@
 #   bash wrapper.sh COMMAND...            (COMMAND runs one branch when given --branch=N)
 #
 # Read from the environment (set by the job file that the factory rendered):
-#   PYLAW_BRANCHES     space-separated branch numbers of this job (required)
+#   PYLAW_BRANCHES     space-separated branch numbers of this job (required, unless PYLAW_PILOT)
+#   PYLAW_PILOT        if set, this is a pilot job: COMMAND runs once, without --branch, and
+#                      leases its branches from a work queue itself (pylaw.job.pilot)
 #   PYLAW_JOB_KEY      the workflow's job number, PYLAW_ATTEMPT its attempt (for log names)
 #   PYLAW_SETUP_FILE   bootstrap hook: a file sourced first (e.g. an experiment's setup.sh)
 #   PYLAW_VENV         bootstrap hook: a virtualenv activated next
@@ -131,7 +133,7 @@ bootstrap() {
     return 0
 }
 
-if [ -z "${PYLAW_BRANCHES:-}" ] || [ "$#" -eq 0 ]; then
+if { [ -z "${PYLAW_BRANCHES:-}" ] && [ -z "${PYLAW_PILOT:-}" ]; } || [ "$#" -eq 0 ]; then
     say "bootstrap failed: PYLAW_BRANCHES and a command are required (job file rendered wrongly?)"
     exit "$EXIT_BOOTSTRAP"
 fi
@@ -162,6 +164,17 @@ trap 'say "terminated by signal"; exit "$EXIT_TASK"' TERM INT
 if ! bootstrap; then
     say "bootstrap failed on $(hostname): no branch was run"
     exit "$EXIT_BOOTSTRAP"
+fi
+
+if [ -n "${PYLAW_PILOT:-}" ]; then
+    log="$scratch/pilot${PYLAW_JOB_KEY:-0}_attempt${PYLAW_ATTEMPT:-1}.log"
+    "$@" > "$log" 2>&1
+    rc=$?
+    say "pilot ended rc=$rc"
+    [ -n "${PYLAW_LOG_DIR:-}" ] || sed "s/^/  [pilot] /" "$log"
+    [ "$rc" -eq 0 ] && exit 0
+    tail -n 20 "$log" | sed "s/^/  [pilot] /"
+    exit "$EXIT_TASK"
 fi
 
 failed=0

@@ -11,21 +11,26 @@ belongs in this module.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
 import time
+import uuid
 from typing import Any, ClassVar
 
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pylaw.errors import ConfigError, JobFileError, RemoteWorkflowFailedError
+from pylaw.errors import ConfigError, JobFileError, RemoteWorkflowFailedError, SubmissionStateError
 from pylaw.job.base import JobContext, JobFileFactory, JobManager
 from pylaw.job.bundle import BundleSettings, build_bundle
 from pylaw.job.files import write_job_config
+from pylaw.job.pilots import PilotPoller
 from pylaw.job.poll import JobPoller, PollSettings, accepted_count, tolerated_count
+from pylaw.job.queuestore import open_store
 from pylaw.job.state import RecordStatus, SubmissionState, submitter_lock
+from pylaw.job.workqueue import QueueSpec, WorkQueue
 from pylaw.parameter import DurationParameter
 from pylaw.target.local import LocalFileTarget
 from pylaw.task import HIDDEN
@@ -36,7 +41,7 @@ from pylaw.workflow.remote_progress import PollProgress
 REMOTE_PARAMS = frozenset({
     "tasks_per_job", "parallel_jobs", "retries", "tolerance", "acceptance", "poll_interval", "walltime",
     "max_polling_time", "poll_fails", "no_poll", "cancel_jobs", "cleanup_jobs", "ignore_submission", "transfer_logs",
-    "pilot",
+    "pilot", "pilots", "pilot_lease", "pilot_chunk",
 })
 #: where jobs get the analysis code from (``[job] software``, a computing element's ``software``)
 SOFTWARE = ["auto", "shared", "bundle", "setup"]
@@ -79,6 +84,9 @@ class job(luigi.Config):  # noqa: N801 - the class name is the config section na
                     "else bundle), shared, bundle, or setup (only the setup_file/venv on the worker)")
     worker_python = luigi.Parameter(default="", description="python a bundle runs on, on the worker "
                                                             "(default: python3 on the worker's PATH)")
+    pilot_queue = luigi.Parameter(
+        default="", description="with --pilots: a root:// directory for the work queues (default: the job "
+                                "directory, which needs a shared file system)")
 
 
 class RemoteWorkflowProxy(WorkflowProxy):
@@ -111,13 +119,55 @@ class RemoteWorkflowProxy(WorkflowProxy):
         if task.cancel_jobs or task.cleanup_jobs:
             self.cancel_and_cleanup()
             return
+        if task.pilots > 0:
+            self.run_pilots()
+            return
         manager = task.remote_job_manager()
-        self.poller = poller = JobPoller(
+        state = self.load_state()
+        if state.pilots and any(r.status.open for r in state.jobs.values()):
+            raise SubmissionStateError(
+                f"{state.target.path} tracks pilot jobs of {task.get_task_family()} that are still open: rerun "
+                f"with --pilots {state.pilots.get('count', 1)} to reattach, or --cancel-jobs them first")
+        poller = JobPoller(
             manager=manager, factory=task.remote_job_file_factory(),
-            context=task.remote_job_context(manager.capabilities.shared_filesystem), state=self.load_state(),
+            context=task.remote_job_context(manager.capabilities.shared_filesystem), state=state,
             branches=task.branch_numbers(),
             existing=lambda: {b for b, ok in task.branch_completeness().items() if ok},
             settings=self.settings(), report=self.report)
+        self.conclude(poller)
+
+    def run_pilots(self) -> None:
+        """``--pilots N``: N generic jobs lease the missing branches from a work queue (:mod:`pylaw.job.pilots`)."""
+        task = self.task
+        manager = task.remote_job_manager()
+        state = self.load_state()
+        if not state.pilots and any(r.status.open for r in state.jobs.values()):
+            raise SubmissionStateError(
+                f"{state.target.path} tracks ordinary jobs of {task.get_task_family()} that are still open; let "
+                f"them finish (rerun without --pilots) or --cancel-jobs them before switching to pilots")
+        existing = {b for b, ok in task.branch_completeness().items() if ok}
+        missing = [b for b in task.branch_numbers() if b not in existing]
+        if not state.pilots:  # a fresh submission: a fresh queue (a rerun after a crash reattaches to the saved one)
+            state.pilots = {"queue": task.remote_pilot_queue(manager.capabilities.shared_filesystem),
+                            "count": task.pilots}
+        chunk = task.pilot_chunk or max(1, min(10, len(missing) // (4 * task.pilots)))
+        spec = QueueSpec(tuple(missing), float(task.pilot_lease), chunk, 1 + task.retries)
+        queue = WorkQueue.create(open_store(state.pilots["queue"]), spec)
+        state.save()
+        context = task.remote_job_context(manager.capabilities.shared_filesystem)
+        context = dataclasses.replace(context, command=pilot_command(context.command, state.pilots["queue"],
+                                                                     context.walltime),
+                                      env={**context.env, "PYLAW_PILOT": "1"})
+        poller = PilotPoller(
+            manager=manager, factory=task.remote_job_file_factory(), context=context, state=state,
+            branches=list(queue.spec.branches), existing=lambda: {b for b, ok in task.branch_completeness().items()
+                                                                  if ok},
+            settings=self.settings(), report=self.report, queue=queue, pilots=task.pilots)
+        self.conclude(poller)
+
+    def conclude(self, poller: JobPoller) -> None:
+        task = self.task
+        self.poller = poller
         self.progress = PollProgress(task)
         try:
             outcome = poller.run()
@@ -191,6 +241,13 @@ class RemoteWorkflowProxy(WorkflowProxy):
               f"after being cancelled; check them with the batch system's own tools")
 
 
+def pilot_command(command: list[str], queue: str, walltime: float) -> list[str]:
+    """The branch command of ordinary jobs turned into the pilot's: ``-m pylaw.job.pilot --queue Q ...``."""
+    index = command.index("pylaw.job.branch")
+    return [*command[:index], "pylaw.job.pilot", "--queue", queue, "--walltime", f"{walltime:g}",
+            *command[index + 1:]]
+
+
 def required_branches(task: Any, total: int) -> int:
     """Branch outputs needed for the workflow to count as complete (tolerance and acceptance)."""
     return min(total - tolerated_count(task.tolerance, total), accepted_count(task.acceptance, total))
@@ -242,6 +299,16 @@ class BaseRemoteWorkflow(BaseWorkflow):
     pilot = luigi.BoolParameter(
         default=False, significant=False, positional=False, visibility=HIDDEN,
         description="do not require upstream workflows; jobs run them")
+    pilots = luigi.IntParameter(
+        default=0, significant=False, positional=False, visibility=HIDDEN,
+        description="late binding: N generic pilot jobs lease the branches from a work queue; 0: one job per "
+                    "--tasks-per-job branches")
+    pilot_lease = DurationParameter(
+        default="60s", significant=False, positional=False, visibility=HIDDEN,
+        description="with --pilots: a lease not renewed for this long expires and its branch is claimed again")
+    pilot_chunk = luigi.IntParameter(
+        default=0, significant=False, positional=False, visibility=HIDDEN,
+        description="with --pilots: branches per claim; 0: about a quarter of each pilot's share, at most 10")
 
     # -- hooks for backends ----------------------------------------------------------
 
@@ -287,6 +354,20 @@ class BaseRemoteWorkflow(BaseWorkflow):
 
     def remote_state_target(self) -> LocalFileTarget:
         return LocalFileTarget(os.path.join(self.remote_job_dir(), "submission.json"))
+
+    def remote_pilot_queue(self, shared_filesystem: bool) -> str:
+        """Where a new pilot work queue lives: under ``pilot_queue`` of the computing element or ``[job]``
+        (a root:// URL pilots reach without a shared file system), else in the job directory."""
+        element = self.computing_element()  # type: ignore[attr-defined]
+        base = (element.get("pilot_queue") if element is not None else "") or job().pilot_queue
+        name = f"queue-{uuid.uuid4().hex[:12]}"
+        if base:
+            return f"{base.rstrip('/')}/{self.get_task_family()}/{name}"  # type: ignore[attr-defined]
+        if not shared_filesystem:
+            raise ConfigError(f"--pilots for {self.get_task_family()}: its batch system shares no file "  # type: ignore[attr-defined]
+                              f"system with the workers, so the pilots' work queue must be on a storage element: "
+                              f"set pilot_queue = root://host//path in [job] or the computing element")
+        return os.path.join(self.remote_job_dir(), name)
 
     def remote_software(self, shared_filesystem: bool) -> str:
         """How jobs get the code: ``shared``, ``bundle`` or ``setup`` (the computing element's ``software``,
