@@ -48,7 +48,7 @@ class Cells(pylaw.Task, pylaw.LocalWorkflow):
 
 
 class Pairs(pylaw.ShiftTask, pylaw.LocalWorkflow):
-    shifts = frozenset({"fp_up", "fp_down"})
+    shifts = frozenset({"jes_up", "jes_down"})
 
     def create_branch_map(self):
         return {i: i * 2 for i in range(30)}
@@ -98,7 +98,7 @@ def test_every_cached_record_equals_the_plainly_built_one(isolated):
         cells = Cells(version=version)
         tasks += [cells.as_branch(i) for i in range(cells.n)]
         tasks += [Cells(version=version, n=5, cuts=[3]).as_branch(i) for i in range(5)]
-        for shift in ("nominal", "fp_up", "fp_down"):
+        for shift in ("nominal", "jes_up", "jes_down"):
             tasks += [Pairs(version=version, shift=shift).as_branch(i) for i in range(30)]
     tasks += [Leaf(version="v1", x=x) for x in range(3)]
     order = tasks + random.Random(15).sample(tasks, len(tasks))  # in sequence (memo hits), then mixed
@@ -120,7 +120,7 @@ def test_the_cached_environment_equals_a_fresh_one(isolated):
 def test_records_held_back_in_a_batch_equal_the_plainly_built_ones(isolated):
     """Inside batched_records() a record is composed when the batch is written, not after its run."""
     assert luigi.build([Leaf(version="v1", x=x) for x in range(3)], local_scheduler=True, log_level="ERROR")
-    cells, pairs = Cells(version="v1", n=300), Pairs(version="v1", shift="fp_up")
+    cells, pairs = Cells(version="v1", n=300), Pairs(version="v1", shift="jes_up")
     tasks = [cells.as_branch(i) for i in range(300)] + [pairs.as_branch(i) for i in range(30)]
     order = random.Random(7).sample(tasks, len(tasks))  # more than one batch (256), two directories interleaved
     expected = {}

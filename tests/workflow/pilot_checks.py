@@ -25,14 +25,24 @@ def outputs(store: str) -> dict[int, dict]:
 
 
 def check_exactly_once(queue: WorkQueue, n: int) -> dict:
-    """Every branch completed once in the ledger, by a pilot that recorded it, and published nothing else."""
+    """Every branch completed once in the ledger, and no pilot claims a completion the ledger gives another.
+
+    The ledger's ``done/`` entry (created once) is the completion; a pilot's own record lists
+    what it completed after the fact, so a pilot killed between the two (condor_rm, kill -9)
+    may miss its last one: allowed only for a pilot that never ended normally.
+    """
     ledger = queue.ledger()
     assert sorted(ledger["done"]) == list(range(n)), "every branch has its one completion"
     pilots = queue.pilots()
     completed = [b for record in pilots.values() for b in record["completed"]]
-    assert sorted(completed) == list(range(n)), "no branch completed by two pilots, none by nobody"
-    for branch, record in ledger["done"].items():
-        assert branch in pilots[record["pilot"]]["completed"]
+    assert len(completed) == len(set(completed)), "no branch completed by two pilots"
+    for name, record in pilots.items():
+        for branch in record["completed"]:
+            assert ledger["done"][branch]["pilot"] == name, f"pilot {name} recorded branch {branch} it did not win"
+    for branch, done in ledger["done"].items():
+        winner = pilots[done["pilot"]]
+        assert branch in winner["completed"] or not winner["ended"], \
+            f"branch {branch}: its winner ended normally without recording it"
     return ledger
 
 
