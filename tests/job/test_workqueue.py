@@ -21,9 +21,15 @@ from pylaw.job.workqueue import Lease, QueueSpec, WorkQueue
 CTX = multiprocessing.get_context("spawn")
 
 
-def claim_all(root: str, pilot: str, chunk: int, results) -> None:
-    """Claim chunks until nothing is claimable; complete each claimed branch at once."""
+def claim_all(root: str, pilot: str, chunk: int, results, start=None) -> None:
+    """Claim chunks until nothing is claimable; complete each claimed branch at once.
+
+    ``start`` (a barrier): begin only when every process is up, so a slow start cannot leave
+    one process all the work.
+    """
     queue = WorkQueue(LocalQueueStore(root))
+    if start is not None:
+        start.wait(60)
     claimed = []
     while leases := queue.claim(pilot, chunk):
         for lease in leases:
@@ -45,8 +51,9 @@ def make_queue(tmp_path, n: int, lease: float = 30.0, chunk: int = 1) -> WorkQue
 
 def test_four_processes_claim_every_branch_exactly_once(tmp_path):
     make_queue(tmp_path, 200)
-    results = CTX.Queue()
-    procs = [CTX.Process(target=claim_all, args=(str(tmp_path / "queue"), f"p{i}", 3, results)) for i in range(4)]
+    results, start = CTX.Queue(), CTX.Barrier(4)
+    procs = [CTX.Process(target=claim_all, args=(str(tmp_path / "queue"), f"p{i}", 3, results, start))
+             for i in range(4)]
     for proc in procs:
         proc.start()
     got = [results.get(timeout=60) for _ in procs]
