@@ -6,6 +6,8 @@ On a real xrootd (through GFAL2 and through XrdCl) and a real nginx over TLS (da
 through GFAL2): the time to read the first KiB of a ``--size-mb`` file, and its last KiB
 after a seek, through a streamed ``open("rb")``, and through ``fs.get`` (the download that
 ``open("r")`` did before) followed by a local read; and a full sequential read both ways.
+davs:// with the default settings (blocks read in the lean-TLS storage agent, one call per
+block) and with ``PYLAW_LEAN_TLS=0`` (in this process).
 Median of ``--repeat`` runs.
 
 Needs gfal2, xrootd and nginx-extras (``bash tests/services/install_remote.sh VENV``).
@@ -80,7 +82,7 @@ def bench(label: str, base: str, interface: FileInterface, size: int, repeat: in
         ("head", stream_head), ("tail", stream_tail), ("all", stream_all), ("download head", download_head),
         ("download all", download_all))}
     fs.close()
-    return [f"{label:<22} first KiB {results['head'] * 1000:8.1f} ms  last KiB {results['tail'] * 1000:8.1f} ms  "
+    return [f"{label:<24} first KiB {results['head'] * 1000:8.1f} ms  last KiB {results['tail'] * 1000:8.1f} ms  "
             f"whole {results['all']:6.2f} s | download + first KiB {results['download head'] * 1000:8.1f} ms  "
             f"download + whole {results['download all']:6.2f} s"]
 
@@ -99,7 +101,10 @@ def main() -> None:
             size = args.size_mb << 20
             rows += bench("root:// via gfal2", f"{xrootd.url}/bench", GFALInterface(), size, args.repeat, workdir)
             rows += bench("root:// via XrdCl", f"{xrootd.url}/bench", XRootDInterface(), size, args.repeat, workdir)
-            rows += bench("davs:// via gfal2", f"{nginx.url}/bench", GFALInterface(), size, args.repeat, workdir)
+            rows += bench("davs:// (default)", f"{nginx.url}/bench", GFALInterface(), size, args.repeat, workdir)
+            os.environ["PYLAW_LEAN_TLS"] = "0"  # in this process, parsing the CA bundle per request
+            rows += bench("davs:// PYLAW_LEAN_TLS=0", f"{nginx.url}/bench", GFALInterface(), size, args.repeat,
+                          workdir)
     finally:
         xrootd.stop()
         nginx.stop()

@@ -7,8 +7,10 @@ checks that pylaw's way around it answers exactly as the in-process path does.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import random
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +18,14 @@ from typing import Any
 
 import pytest
 
-from pylaw.errors import RemoteFileNotFoundError, RemoteNotADirectoryError
+from pylaw.errors import RemoteFileChangedError, RemoteFileNotFoundError, RemoteNotADirectoryError
 from pylaw.target.remote import agent as agents
+from pylaw.target.remote.contract import pattern
 from pylaw.target.remote.interface import FileInterface
+from tests.remote.readops import random_read_answers
 
 XRDCL_BACKENDS = ["root", "xrdcl"]
+BLOCK = 32 << 10
 
 
 _job: Any = None  # the function a forked child runs (inherited through fork: closures do not pickle)
@@ -131,6 +136,9 @@ def test_agent_answers_as_the_interface_does(make_fs, backend_name, tmp_path) ->
         ("checksum", (f"{base}/missing", "adler32")), ("unlink", (f"{base}/missing",)),
         ("rmdir", (f"{base}/missing",)), ("rename", (f"{base}/missing", f"{base}/other")),
         ("copy", (f"{base}/missing", f"file://{tmp_path}/never")),
+        ("read_range", (f"{base}/a.bin", 100, 5000)), ("read_range", (f"{base}/a.bin", 69_990, 100)),
+        ("read_range", (f"{base}/a.bin", 80_000, 10)), ("read_range", (f"{base}/a.bin", 0, 0)),
+        ("read_range", (f"{base}/missing", 0, 0)), ("read_range", (f"{base}/sub", 0, 10)),
     ]
     agent = agents.StorageAgent()
     try:
@@ -163,6 +171,35 @@ def test_a_killed_agent_is_replaced(make_fs, backend_name) -> None:
 
     first, second, names = _in_child(child)
     assert first != second and names == []
+
+
+@pytest.mark.parametrize("backend_name", XRDCL_BACKENDS)
+def test_a_forked_child_streams_through_its_agent(make_fs, backend_name, tmp_path) -> None:
+    """open("rb") in a forked child reads blocks through the agent: the in-process stream's answers,
+    a missing file's error, and a file replaced between two blocks detected, not mixed."""
+    fs = make_fs(backend_name)
+    data = b"".join(pattern(random.Random(i).randrange(1, 3 * BLOCK), seed=i) + b"\n" for i in range(12))
+    (tmp_path / "r.bin").write_bytes(data)
+    fs.put(str(tmp_path / "r.bin"), "/s/r.bin")
+    with fs.open("/s/r.bin", "rb", block_size=BLOCK) as f:
+        in_parent = random_read_answers(f, len(data), BLOCK)
+    (tmp_path / "other.bin").write_bytes(pattern(BLOCK // 2, seed=99))
+
+    def child() -> tuple[Any, ...]:
+        with fs.open("/s/r.bin", "rb", block_size=BLOCK) as f:
+            answers = random_read_answers(f, len(data), BLOCK)
+        missing = _outcome(lambda: fs.open("/s/nope.bin", "rb"))[0]
+        with fs.open("/s/r.bin", "rb", block_size=BLOCK) as f:
+            first = f.read(BLOCK)
+            fs.put(str(tmp_path / "other.bin"), "/s/r.bin")
+            replaced = _outcome(lambda: f.read(BLOCK))[0]
+        return answers, missing, first, replaced, {agent.pid for agent in agents.pool().idle}
+
+    answers, missing, first, replaced, agent_pids = _in_child(child)
+    assert answers == in_parent == random_read_answers(io.BytesIO(data), len(data), BLOCK)
+    assert missing == RemoteFileNotFoundError.__name__
+    assert first == data[:BLOCK] and replaced == RemoteFileChangedError.__name__
+    assert agent_pids and os.getpid() not in agent_pids
 
 
 def test_threads_share_the_agents_of_their_process(make_fs) -> None:

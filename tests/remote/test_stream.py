@@ -9,7 +9,6 @@ import random
 import pytest
 
 from pylaw.errors import RemoteError
-from pylaw.target.remote.agent import agent_environment
 from pylaw.target.remote.cache import RemoteCache
 from pylaw.target.remote.contract import pattern
 from pylaw.target.remote.filesystem import RemoteFileSystem
@@ -19,11 +18,11 @@ from pylaw.target.remote.retry import RetryPolicy
 from pylaw.target.remote.target import RemoteFileTarget
 from tests.faultproxy import FaultProxy
 from tests.remote.conftest import interface_for
+from tests.remote.readops import random_read_answers
 
 BLOCK = 32 << 10
-#: backends read in blocks in this process; davs:// calls run in a storage agent (lean TLS), so its reads
-#: are downloads through the agent (see test_an_agent_backend_is_downloaded_else_streamed)
-STREAMING = ("root", "xrdcl", "memory")
+#: backends read in blocks (through a storage agent: tests/remote/test_forksafe.py, test_tls.py)
+STREAMING = ("root", "xrdcl", "davs", "memory")
 
 
 def upload(fs: RemoteFileSystem, tmp_path, path: str, data: bytes) -> None:
@@ -54,26 +53,8 @@ def test_random_reads_equal_the_plain_download(make_fs, tmp_path, backend_name) 
     upload(fs, tmp_path, "/r.bin", data)
     fs.get("/r.bin", str(tmp_path / "plain.bin"))
     plain = io.BytesIO((tmp_path / "plain.bin").read_bytes())
-    rng = random.Random(7)
     with fs.open("/r.bin", "rb", block_size=BLOCK) as stream:
-        for _ in range(300):
-            op = rng.choice(("read", "seek0", "seek1", "seek2", "readline", "readall"))
-            if op == "read":
-                n = rng.choice((0, 1, 17, BLOCK - 1, BLOCK, 2 * BLOCK + 5))
-                assert stream.read(n) == plain.read(n)
-            elif op.startswith("seek"):
-                whence = int(op[-1])
-                offset = rng.randrange(0, len(data) + 10) if whence == 0 else rng.randrange(-BLOCK, BLOCK)
-                if whence == 2:
-                    offset = -rng.randrange(0, len(data))
-                if whence == 1 and plain.tell() + offset < 0:
-                    offset = -plain.tell()
-                assert stream.seek(offset, whence) == plain.seek(offset, whence)
-            elif op == "readline":
-                assert stream.readline() == plain.readline()
-            elif rng.random() < 0.1:
-                assert stream.read() == plain.read()
-            assert stream.tell() == plain.tell()
+        assert random_read_answers(stream, len(data), BLOCK) == random_read_answers(plain, len(data), BLOCK)
 
 
 def test_text_lines_equal_the_plain_download(make_fs, tmp_path) -> None:
@@ -95,19 +76,6 @@ def test_a_cache_serves_whole_files_and_streams_bigger_ones(make_fs, tmp_path) -
     assert fs.interface.calls.get("copy") == 1 and "open_read" not in fs.interface.calls
     assert RemoteFileTarget("/large.bin", fs=fs).open("rb", block_size=BLOCK).read() == pattern(4 * BLOCK)
     assert fs.interface.calls.get("open_read") == 1 and fs.interface.calls.get("copy") == 1
-
-
-def test_an_agent_backend_is_downloaded_else_streamed(make_fs, tmp_path) -> None:
-    fs = make_fs("davs", counting=True)
-    data = pattern(3 * BLOCK)
-    upload(fs, tmp_path, "/a.bin", data)
-    fs.interface.calls.clear()
-    with fs.open("/a.bin", "rb", block_size=BLOCK) as f:
-        f.seek(BLOCK + 1)
-        assert f.read(7) == data[BLOCK + 1:BLOCK + 8]
-    in_agent = agent_environment(fs.interface, [fs.url("/a.bin")]) is not None
-    # refused in this process and downloaded through the agent, or read in blocks here
-    assert fs.interface.calls.get("copy", 0) == (1 if in_agent else 0)
 
 
 class NoOffsetReads(MemoryInterface):

@@ -7,7 +7,9 @@ and points ``SSL_CERT_FILE``/``SSL_CERT_DIR`` at it.
 
 from __future__ import annotations
 
+import io
 import os
+import random
 import subprocess
 
 import pytest
@@ -15,8 +17,12 @@ import pytest
 from pylaw.errors import RemoteCertificateError
 from pylaw.target.remote import agent as agents
 from pylaw.target.remote import tls
+from pylaw.target.remote.contract import pattern
 from pylaw.target.remote.filesystem import RemoteFileSystem
 from pylaw.target.remote.gfal import GFALInterface
+from tests.remote.readops import random_read_answers
+
+BLOCK = 32 << 10
 
 
 def _certificate(directory, name: str) -> str:
@@ -101,6 +107,31 @@ def test_davs_runs_in_a_lean_agent_with_the_same_answers(davs, tmp_path, monkeyp
         environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
     assert environ[b"SSL_CERT_FILE"] == os.devnull.encode()
     assert os.environ["SSL_CERT_FILE"] == str(tmp_path / "store/bundle.pem")  # this process: unchanged
+
+
+def test_davs_streams_through_the_lean_agent(davs, tmp_path, monkeypatch) -> None:
+    """open("rb") over davs:// with lean TLS reads blocks in the agent: the answers of the same file read
+    in process, and no download."""
+    server, ca, others = davs
+    _store(tmp_path, [ca, *others], [ca, *others], monkeypatch)
+    data = b"".join(pattern(random.Random(i).randrange(1, 3 * BLOCK), seed=i) + b"\n" for i in range(12))
+    (tmp_path / "r.bin").write_bytes(data)
+    lean = tls.lean_ca_environment()
+    assert lean is not None
+    fs = RemoteFileSystem("stream-lean", [f"{server.url}/stream-{os.getpid()}"], GFALInterface())
+    fs.put(str(tmp_path / "r.bin"), "/r.bin")
+    downloads = []
+    monkeypatch.setattr(fs, "get", lambda *args, **kwargs: downloads.append(args))
+    handle = fs.interface.open_read(fs.url("/r.bin"))
+    assert isinstance(handle, agents.AgentReadHandle)
+    with fs.open("/r.bin", "rb", block_size=BLOCK) as f:
+        through_agent = random_read_answers(f, len(data), BLOCK)
+    monkeypatch.setenv(tls.OPT_OUT_ENV, "0")
+    with fs.open("/r.bin", "rb", block_size=BLOCK) as f:
+        assert not isinstance(f.raw.handle, agents.AgentReadHandle)
+        in_process = random_read_answers(f, len(data), BLOCK)
+    assert through_agent == in_process == random_read_answers(io.BytesIO(data), len(data), BLOCK)
+    assert downloads == []
 
 
 @pytest.mark.parametrize("lean", [True, False])

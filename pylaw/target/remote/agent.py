@@ -51,7 +51,7 @@ from typing import IO, Any, TypeVar
 
 from pylaw import processenv
 from pylaw.errors import RemoteConnectionError
-from pylaw.target.remote.interface import FileInterface
+from pylaw.target.remote.interface import FileInterface, ReadHandle
 from pylaw.target.remote.tls import lean_ca_environment
 
 _owner_pid: int | None = None
@@ -153,6 +153,33 @@ def may_run_in_agent(method: Method) -> Method:
             return method(self, *args, **kwargs)
         with pool(environment).lease() as agent:
             return agent.call(self, method.__name__, args, kwargs)
+    return call  # type: ignore[return-value]
+
+
+class AgentReadHandle(ReadHandle):
+    """Offset reads of a file whose calls run in a storage agent: one ``read_range`` call there per block.
+
+    Nothing holds the file open between blocks, so nothing pins its version: readers
+    compare its stat after every block (:mod:`pylaw.target.remote.stream`), as over HTTP.
+    """
+
+    pins_version = False
+
+    def __init__(self, interface: FileInterface, url: str, timeout: float | None) -> None:
+        self.interface, self.url, self.timeout = interface, url, timeout
+
+    def pread(self, offset: int, length: int) -> bytes:
+        return self.interface.read_range(self.url, offset, length, self.timeout)
+
+
+def may_read_in_agent(open_read: Method) -> Method:
+    """Decorates ``open_read``: where calls on the URL run in an agent, the handle reads through it."""
+    @functools.wraps(open_read)
+    def call(self: FileInterface, url: str, timeout: float | None = None) -> ReadHandle:
+        if agent_environment(self, [url]) is None:
+            return open_read(self, url, timeout)  # type: ignore[no-any-return]
+        self.read_range(url, 0, 0, timeout)  # opened once there: a missing file fails now, as in process
+        return AgentReadHandle(self, url, timeout)
     return call  # type: ignore[return-value]
 
 

@@ -224,6 +224,16 @@ class FileSystemContract:
             assert f.seek(50, 1) == 2 * BLOCK + 50 and f.read(4) == data[2 * BLOCK + 50:2 * BLOCK + 54]
             assert f.seek(len(data) + 10) == len(data) + 10 and f.read(3) == b""
 
+    def test_read_range_gives_slices(self, fs: RemoteFileSystem, tmp_path: pathlib.Path) -> None:
+        """The stateless read a storage agent serves per block (``FileInterface.read_range``)."""
+        data = pattern(3 * BLOCK + 5)
+        fs.put(write(tmp_path, "rr.bin", data), "/s/rr.bin")
+        url = fs.url("/s/rr.bin")
+        for offset, length in ((0, 10), (BLOCK - 1, BLOCK + 2), (len(data) - 3, 10), (len(data) + 5, 4), (7, 0)):
+            assert fs.interface.read_range(url, offset, length) == data[offset:offset + length]
+        with pytest.raises(RemoteFileNotFoundError):
+            fs.interface.read_range(fs.url("/s/none.bin"), 0, 0)
+
     def test_open_of_missing_file_and_directory(self, fs: RemoteFileSystem) -> None:
         with pytest.raises(RemoteFileNotFoundError):
             fs.open("/s/none.txt", "r")

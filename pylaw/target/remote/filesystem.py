@@ -47,7 +47,6 @@ from pylaw.errors import (
     TransientRemoteError,
 )
 from pylaw.target.publish import staged
-from pylaw.target.remote.agent import agent_environment
 from pylaw.target.remote.checksum import Checksummer, check_algorithm, file_checksums
 from pylaw.target.remote.config import StorageConfig
 from pylaw.target.remote.interface import FileInterface, RemoteStat, redact
@@ -470,16 +469,15 @@ class RemoteFileSystem:
         """``path`` open for reading in blocks (see :mod:`pylaw.target.remote.stream`), seekable.
 
         An interface that cannot read at offsets (``open_read`` not implemented) gets the
-        file downloaded to a temporary local file first, which the returned handle reads;
-        so does a URL whose calls run in a storage agent (:mod:`pylaw.target.remote.agent`:
-        XrdCl after a fork, davs:// with lean TLS), as a read handle lives in this process.
+        file downloaded to a temporary local file first, which the returned handle reads.
+        Where calls run in a storage agent (:mod:`pylaw.target.remote.agent`: XrdCl after a
+        fork, davs:// with lean TLS) each block is one call there.
         """
-        if agent_environment(self.interface, [self.url(path, "get")]) is None:
-            try:
-                return open_stream(self, path, mode, block_size, **kwargs)
-            except RemoteNotSupportedError as exc:
-                if exc.operation != "open":
-                    raise
+        try:
+            return open_stream(self, path, mode, block_size, **kwargs)
+        except RemoteNotSupportedError as exc:
+            if exc.operation != "open":
+                raise
         workdir = tempfile.mkdtemp(prefix="pylaw-download-")
         try:
             local = os.path.join(workdir, posixpath.basename(self.normpath(path)))

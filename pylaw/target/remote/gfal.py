@@ -61,7 +61,7 @@ from pylaw.errors import (
     StorageConfigError,
     TransientRemoteError,
 )
-from pylaw.target.remote.agent import may_run_in_agent
+from pylaw.target.remote.agent import may_read_in_agent, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 from pylaw.target.remote.xrootd import client_defaults
@@ -367,6 +367,11 @@ class GFALInterface(FileInterface):
             raise
         return normalize(name, str(value))
 
+    @may_run_in_agent
+    def read_range(self, url: str, offset: int, length: int, timeout: float | None = None) -> bytes:
+        return super().read_range(url, offset, length, timeout)
+
+    @may_read_in_agent
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
         """gfal2's POSIX-like ``open``; reads are ``pread`` calls (HTTP range requests on davs://)."""
         return GFALReadHandle(self, url, timeout, self._call("open", url, timeout, url, "r"))

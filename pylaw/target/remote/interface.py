@@ -236,6 +236,18 @@ class FileInterface(abc.ABC):
         raise RemoteNotSupportedError(f"{type(self).__name__} cannot read {redact(url)} in blocks",
                                       operation="open", url=redact(url))
 
+    def read_range(self, url: str, offset: int, length: int, timeout: float | None = None) -> bytes:
+        """Up to ``length`` bytes of ``url`` from ``offset`` in one self-contained call (open, read, close).
+
+        What a storage agent serves for a streaming read (a read handle cannot cross its
+        pipe); ``length`` 0 only opens the file, to raise its errors. Derived from ``open_read``.
+        """
+        handle = self.open_read(url, timeout)
+        try:
+            return handle.pread(offset, length) if length else b""
+        finally:
+            handle.close()
+
     def exists(self, url: str, timeout: float | None = None) -> bool:
         """Whether ``url`` exists (derived from ``stat``)."""
         try:

@@ -42,7 +42,7 @@ from pylaw.errors import (
     RemoteTimeoutError,
     TransientRemoteError,
 )
-from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_run_in_agent
+from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_read_in_agent, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
 
@@ -340,6 +340,11 @@ class XRootDInterface(FileInterface):
                                          url=redact(what))
             yield chunk
 
+    @may_run_in_agent
+    def read_range(self, url: str, offset: int, length: int, timeout: float | None = None) -> bytes:
+        return super().read_range(url, offset, length, timeout)
+
+    @may_read_in_agent
     def open_read(self, url: str, timeout: float | None = None) -> ReadHandle:
         """An XrdCl ``File`` open for reading: the server keeps reading the version opened."""
         split_url(url)  # refuses other schemes
