@@ -125,7 +125,7 @@ def test_progress_callback_reports_every_file_and_the_batch(make_fs, sources, tm
     pairs.insert(5, (str(tmp_path / "missing.txt"), "prog/missing.txt"))
     recorder = Recorder()
     results = fs.copy_many(pairs, "put", parallel=4, progress=recorder, on_error="collect")
-    starts = [e for e in recorder.events if e.ok is None]
+    starts = [e for e in recorder.events if e.ok is None and e.bytes_done == 0]
     ends = [e for e in recorder.events if e.ok is not None]
     assert sorted(e.source for e in starts) == sorted(src for src, _ in pairs)
     assert sorted(e.source for e in ends) == sorted(src for src, _ in pairs)
@@ -142,6 +142,30 @@ def test_progress_callback_reports_every_file_and_the_batch(make_fs, sources, tm
     ends = [e for e in recorder.events if e.ok is not None]
     assert all(e.bytes_done == e.bytes_total == Path(tmp_path / "back" / e.source).stat().st_size for e in ends)
     assert all(e.bytes_total is None for e in recorder.events if e.ok is None)  # unknown before a download
+
+
+@pytest.mark.parametrize("backend_name", ["root", "xrdcl"])
+def test_progress_inside_big_files(make_fs, tmp_path, backend_name) -> None:
+    """Uploads and downloads of 40 MiB files report bytes moved between each file's start and end: more
+    than none, growing, below the size until the end."""
+    fs = make_fs(backend_name)
+    size = 40 << 20
+    sources = []
+    for i in range(3):
+        sources.append(tmp_path / f"big{i}.bin")
+        sources[-1].write_bytes(os.urandom(size))
+    for direction, pairs in (("put", [(str(src), f"bytes/{src.name}") for src in sources]),
+                             ("get", [(f"bytes/{src.name}", str(tmp_path / "back" / src.name)) for src in sources])):
+        recorder = Recorder()
+        fs.copy_many(pairs, direction, parallel=3, progress=recorder)
+        for source, _ in pairs:
+            events = [e for e in recorder.events if e.source == source]
+            start, *moved, end = events
+            assert (start.ok, start.bytes_done, end.ok, end.bytes_done) == (None, 0, True, size), direction
+            assert moved and all(e.ok is None for e in moved), (direction, source)
+            done = [e.bytes_done for e in moved]
+            assert done == sorted(done) and done[0] > 0 and done[-1] <= size, (direction, done)
+    assert all((tmp_path / "back" / src.name).read_bytes() == src.read_bytes() for src in sources)
 
 
 def test_a_failing_callback_does_not_fail_the_batch(make_fs, sources, caplog) -> None:

@@ -64,6 +64,7 @@ from pylaw.errors import (
 from pylaw.target.remote.agent import may_read_in_agent, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
+from pylaw.target.remote.progress import byte_reporter
 from pylaw.target.remote.xrootd import client_defaults
 
 INSTALL_HINT = ("the gfal2 Python bindings are not installed: on Debian/Ubuntu run "
@@ -390,6 +391,9 @@ class GFALInterface(FileInterface):
         seconds = self.transfer_timeout or timeout
         if seconds:
             params.timeout = max(1, int(seconds))
+        report = byte_reporter()
+        if report is not None:  # gfal2's root:// plugin calls it while the copy runs; http and file do not
+            params.monitor_callback = lambda src, dst, average, instant, moved, elapsed: report(int(moved))
         self._call("filecopy", f"{source} -> {destination}", None, params, source, destination)
 
     def _upload_small(self, source: str, destination: str, timeout: float | None) -> bool:

@@ -12,6 +12,11 @@ each event also carries the batch's counts, so a bar needs no state of its own:
   not known before the transfer: downloads and copies until they end);
 - ``files_done`` / ``files_failed`` / ``files_total``: of the batch, this event included.
 
+Between the two, a file may get events with ``ok`` None and a growing ``bytes_done``:
+bytes moved so far, where the interface reports them (GFAL2's root:// plugin and XrdCl's
+interface do; GFAL2's http and file plugins do not, nor a call that runs in a storage
+agent). An interface reports them to :func:`byte_reporter` during its ``copy``.
+
 Calls come from the transfer threads, one at a time (pylaw holds a lock around them), in
 an order where ``files_done`` never decreases; a callback must return quickly and must not
 raise (an exception is logged and the callback is not called again for that batch).
@@ -21,10 +26,13 @@ default) draws it on a terminal and prints plain lines into logs; False shows no
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from typing import IO, Protocol
 
 from pylaw import config, terminal
@@ -98,6 +106,13 @@ class BatchProgress:
             self._emit(TransferEvent(source, destination, None, 0, size, self.done, self.failed, self.total,
                                      self.label))
 
+    def moved(self, index: int, source: str, destination: str, done: int, size: int | None) -> None:
+        """File ``index`` has moved ``done`` bytes (reported by the interface during the copy)."""
+        with self._lock:
+            if index in self._started and done > 0:
+                self._emit(TransferEvent(source, destination, None, done, size, self.done, self.failed,
+                                         self.total, self.label))
+
     def finished(self, source: str, destination: str, ok: bool, size: int | None) -> None:
         with self._lock:
             self.done += 1
@@ -114,6 +129,29 @@ class BatchProgress:
             logger.exception("the progress callback %r failed; it is not called again in this batch",
                              self.callback)
             self.callback = None
+
+
+_byte_reporter: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "pylaw_byte_reporter", default=None)
+
+
+@contextlib.contextmanager
+def reporting_bytes(report: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, this thread's copies report bytes moved to ``report`` (see :func:`byte_reporter`)."""
+    token = _byte_reporter.set(report)
+    try:
+        yield
+    finally:
+        _byte_reporter.reset(token)
+
+
+def byte_reporter() -> Callable[[int], None] | None:
+    """What an interface's ``copy`` calls with the bytes moved so far, or None: nobody asks.
+
+    Set by batch transfers around each file (a context variable: per thread); a storage
+    agent's process has none, so calls that run there report no bytes.
+    """
+    return _byte_reporter.get()
 
 
 def make_callback(progress: bool | ProgressCallback | None) -> tuple[ProgressCallback | None, ProgressBar | None]:

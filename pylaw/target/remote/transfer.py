@@ -19,6 +19,7 @@ and raises. Progress goes to a callback (:mod:`pylaw.target.remote.progress`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pylaw.errors import RemoteError, TransferFailedError, TransientRemoteError
 from pylaw.target.remote.interface import RemoteStat
-from pylaw.target.remote.progress import BatchProgress, ProgressCallback, make_callback
+from pylaw.target.remote.progress import BatchProgress, ProgressCallback, make_callback, reporting_bytes
 from pylaw.target.remote.publish import StagedUpload
 from pylaw.target.remote.retry import RetryPolicy
 
@@ -78,9 +79,17 @@ class Batch:
         if self.stopped.is_set():
             result.skipped = True
             raise _NotStartedError
-        size = os.path.getsize(result.source) if self.direction == "put" and os.path.exists(result.source) \
-            else None
-        self.progress.started(i, result.source, result.destination, size)
+        self.progress.started(i, result.source, result.destination, self._known_size(i))
+
+    def bytes_of(self, i: int) -> contextlib.AbstractContextManager[None]:
+        """The block in which file ``i``'s copy reports the bytes it moves (events between start and end)."""
+        result, size = self.results[i], self._known_size(i)
+        return reporting_bytes(lambda done: self.progress.moved(i, result.source, result.destination, done, size))
+
+    def _known_size(self, i: int) -> int | None:
+        """File ``i``'s size before its transfer: that of the local source of an upload, else unknown."""
+        source = self.results[i].source
+        return os.path.getsize(source) if self.direction == "put" and os.path.exists(source) else None
 
     def final(self, i: int) -> bool:
         """Whether file ``i`` will not be tried again."""
@@ -180,7 +189,8 @@ class PutRound:
                                                 self.fs.local_digest(result.source),
                                                 f"upload of {result.source} to {result.destination!r}")
         source = "file://" + os.path.abspath(result.source)
-        upload.send(lambda base: source)
+        with self.batch.bytes_of(i):
+            upload.send(lambda base: source)
 
     def _publish(self, i: int) -> None:
         self.uploads[i].publish()
@@ -282,7 +292,8 @@ def _run_rounds(fs: RemoteFileSystem, batch: Batch, parallel: int) -> None:
         result.attempts += 1
         start = time.monotonic()
         try:
-            operation(result.source, result.destination)
+            with batch.bytes_of(index):
+                operation(result.source, result.destination)
             result.ok, result.error = True, None
         except (RemoteError, OSError) as exc:
             batch.failed(index, exc)

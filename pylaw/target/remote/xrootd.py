@@ -45,6 +45,7 @@ from pylaw.errors import (
 from pylaw.target.remote.agent import disable_xrdcl_fork_handler, may_read_in_agent, may_run_in_agent
 from pylaw.target.remote.checksum import check_algorithm, normalize
 from pylaw.target.remote.interface import ADVICE, FileInterface, InterfaceSettings, ReadHandle, RemoteStat, redact
+from pylaw.target.remote.progress import byte_reporter
 
 INSTALL_HINT = ("the XRootD Python bindings are not installed: on Debian/Ubuntu run "
                 "`apt-get install python3-xrootd` and link XRootD/ and pyxrootd/ into your venv "
@@ -332,8 +333,12 @@ class XRootDInterface(FileInterface):
                                           url=redact(what))
 
     def _until(self, deadline: float | None, chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-        """``chunks``, or RemoteTimeoutError once ``deadline`` (monotonic) has passed."""
+        """``chunks``, or RemoteTimeoutError once ``deadline`` (monotonic) has passed; bytes go to the reporter."""
+        report, moved = byte_reporter(), 0
         for chunk in chunks:
+            if report is not None and moved:
+                report(moved)
+            moved += len(chunk)
             if deadline is not None and time.monotonic() > deadline:
                 raise RemoteTimeoutError(f"xrootd copy of {redact(what)} took longer than transfer_timeout = "
                                          f"{self.transfer_timeout:g} s; raise it for big files", operation="copy",
