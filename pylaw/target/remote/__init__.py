@@ -18,31 +18,32 @@
   (:mod:`~pylaw.target.remote.progress`);
 - :mod:`~pylaw.target.remote.target`: the targets tasks use.
 
-Importing this package does not import ``gfal2``; the first remote operation does.
+Importing this package imports none of its modules (nor ``gfal2``, nor Luigi): a name does, when first used.
 """
 
-from pylaw.target.remote.cache import RemoteCache
-from pylaw.target.remote.config import StorageConfig, read_storage_config
-from pylaw.target.remote.filesystem import RemoteFileSystem
-from pylaw.target.remote.interface import FileInterface, ReadHandle, RemoteStat
-from pylaw.target.remote.local import LocalInterface
-from pylaw.target.remote.memory import MemoryInterface
-from pylaw.target.remote.progress import ProgressBar, TransferEvent
-from pylaw.target.remote.registry import register_interface
-from pylaw.target.remote.retry import RetryPolicy
-from pylaw.target.remote.target import (
-                                        DCacheDirectoryTarget,
-                                        DCacheTarget,
-                                        RemoteDirectoryTarget,
-                                        RemoteFileTarget,
-                                        get_filesystem,
-                                        register_filesystem,
-)
-from pylaw.target.remote.transfer import TransferResult, copy_many, fetch, upload
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "DCacheDirectoryTarget", "DCacheTarget", "FileInterface", "LocalInterface", "MemoryInterface", "ProgressBar",
-    "ReadHandle", "RemoteCache", "RemoteDirectoryTarget", "RemoteFileSystem", "RemoteFileTarget", "RemoteStat",
-    "RetryPolicy", "StorageConfig", "TransferEvent", "TransferResult", "copy_many", "fetch", "get_filesystem",
-    "read_storage_config", "register_filesystem", "register_interface", "upload",
-]
+#: public names -> their modules, imported on first use: a storage agent (a fresh process
+#: importing one interface module) does not pay for Luigi, which the targets import.
+_LAZY = {
+    "RemoteCache": "cache", "StorageConfig": "config", "read_storage_config": "config",
+    "RemoteFileSystem": "filesystem", "FileInterface": "interface", "ReadHandle": "interface",
+    "RemoteStat": "interface", "LocalInterface": "local", "MemoryInterface": "memory",
+    "ProgressBar": "progress", "TransferEvent": "progress", "register_interface": "registry",
+    "RetryPolicy": "retry", "DCacheDirectoryTarget": "target", "DCacheTarget": "target",
+    "RemoteDirectoryTarget": "target", "RemoteFileTarget": "target", "get_filesystem": "target",
+    "register_filesystem": "target", "TransferResult": "transfer", "copy_many": "transfer", "fetch": "transfer",
+    "upload": "transfer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Protocol
 
-from pylaw import config, terminal
+from pylaw import terminal
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class ProgressBar:
     """
 
     def __init__(self, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
+        from pylaw import config  # Luigi's config: not imported by the interfaces (nor their storage agents)
+
         self.enabled = enabled is not False
         self.line = terminal.StatusLine(stream or sys.stderr, interval=config.section().progress_interval,
                                         tty=True if enabled else None)
